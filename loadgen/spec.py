@@ -1,0 +1,54 @@
+"""What is sent (RequestSpec) and what was seen (RequestRecord): the loadgen's two boundary types.
+
+Times are integer nanoseconds on one monotonic clock (``time.monotonic_ns`` unless a clock is
+injected), measured from the run's origin, so every stage and collector lines up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """One request to send, fully decided before the run starts (no I/O at send time)."""
+
+    index: int
+    prompt: str | None = None  # completions API
+    messages: tuple[dict[str, Any], ...] | None = None  # chat API
+    max_tokens: int = 128
+    input_tokens_expected: int | None = None  # what the workload aimed for
+    output_tokens_expected: int | None = None
+    session_id: str | None = None
+    turn: int = 0
+    # Extra request body fields (ignore_eos, min_tokens, ...); merged last by the adapter.
+    extra_body: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """Everything measured for one request. Failed requests are records too (error_kind set)."""
+
+    index: int
+    intended_ns: int | None  # open loop: when the schedule said to send; None in closed loop
+    sent_ns: int  # just before the request bytes were handed to the transport
+    first_token_ns: int | None = None  # first event carrying >= 1 output token
+    last_token_ns: int | None = None  # last token-bearing event
+    closed_ns: int | None = None  # stream closed (or failure observed)
+    # Token-bearing events, in order: receive time, and tokens in the event where the
+    # server says so (else None; never guessed from chunk counts).
+    event_ns: list[int] = field(default_factory=list)
+    event_tokens: list[int | None] = field(default_factory=list)
+    input_tokens: int | None = None  # server usage
+    output_tokens: int | None = None  # server usage
+    input_tokens_expected: int | None = None
+    output_tokens_expected: int | None = None
+    http_status: int | None = None
+    error_kind: str | None = None  # None = ok; see loadgen.errors.ErrorKind
+    error_detail: str | None = None
+    warmup: bool = False
+    session_id: str | None = None
+    turn: int = 0
+    output_text_chars: int = 0
+    server_timings: dict[str, float] | None = None  # e.g. llama.cpp "timings"
