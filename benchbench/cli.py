@@ -1,0 +1,291 @@
+"""The `bench` command: each command parses, calls one library function, renders, and picks an
+exit code. Every user-fixable error is a BenchError (or ValueError) printed as one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from benchbench.errors import BenchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmark LLM inference endpoints: latency, throughput, energy and cost.",
+)
+
+DbOpt = Annotated[str, typer.Option("--db", help="DuckDB store file holding the runs.")]
+
+
+def _parse_headers(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, value = v.partition(":")
+        if not sep or not name.strip():
+            raise BenchError(f"--header must look like 'Name: value', got {v!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+@app.command("run")
+def run_command(
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. "
+            "Omitted: the built-in simulator is started and benchmarked."
+        ),
+    ] = None,
+    api: Annotated[str, typer.Option(help="chat or completions.")] = "chat",
+    model: Annotated[
+        str | None, typer.Option(help="Model name; read from /v1/models if omitted.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Bearer token (default: $OPENAI_API_KEY).", show_default=False),
+    ] = None,
+    header: Annotated[
+        list[str], typer.Option(help="Extra header 'Name: value' (repeatable).")
+    ] = [],  # noqa: B006
+    concurrency: Annotated[
+        int | None, typer.Option(help="Closed loop: requests kept in flight.")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(help="Open loop: requests per second.")] = None,
+    arrival: Annotated[
+        str,
+        typer.Option(
+            help="Open-loop arrivals: poisson, constant, gamma:cv=2, onoff, ramp:..., diurnal:..."
+        ),
+    ] = "poisson",
+    burstiness: Annotated[
+        float | None, typer.Option(help="Gamma shape k for open-loop arrivals (CV = 1/sqrt(k)).")
+    ] = None,
+    max_rate: Annotated[
+        float | None, typer.Option(help="Closed loop: cap the send rate (req/s).")
+    ] = None,
+    think_time: Annotated[
+        float, typer.Option(help="Closed loop: seconds between a response and the next request.")
+    ] = 0.0,
+    requests: Annotated[
+        int | None, typer.Option(help="Measured requests to send (default 100 unless --duration).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop sending after this many seconds.")
+    ] = None,
+    warmup: Annotated[
+        int, typer.Option(help="Warm-up requests sent first and excluded from metrics.")
+    ] = 0,
+    drain_timeout: Annotated[
+        float | None,
+        typer.Option(help="Cancel requests still running this long after sending stops."),
+    ] = None,
+    workload: Annotated[
+        str | None, typer.Option(help="Length preset (see `bench workloads`).")
+    ] = None,
+    input_len: Annotated[
+        str,
+        typer.Option(
+            help="Input length: N, uniform:min=..,max=.., normal:mean=..,std=.., lognormal:median=..,sigma=.."
+        ),
+    ] = "lognormal:median=512,sigma=0.6,max=4096",
+    output_len: Annotated[
+        str, typer.Option(help="Output length distribution (same forms as --input-len).")
+    ] = "lognormal:median=128,sigma=0.5,max=1024",
+    system_prompt_tokens: Annotated[
+        int, typer.Option(help="Shared system prompt length (tokens).")
+    ] = 0,
+    ignore_eos: Annotated[
+        bool, typer.Option(help="Ask the server to generate exactly max_tokens.")
+    ] = True,
+    dataset: Annotated[
+        str | None, typer.Option(help="Prompts from a ShareGPT JSON, JSONL or text file.")
+    ] = None,
+    trace: Annotated[
+        str | None,
+        typer.Option(help="Replay a timestamped trace file (Azure, BurstGPT, Mooncake, ...)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for lengths, prompts and the schedule.")] = 0,
+    stream: Annotated[bool, typer.Option(help="Stream responses (SSE).")] = True,
+    transport: Annotated[
+        str,
+        typer.Option(
+            help="HTTP client for streams: raw (asyncio protocol, lowest overhead), aiohttp or httpx (both through httpx)."
+        ),
+    ] = "raw",
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a stream may stall before it counts as a timeout.")
+    ] = 300.0,
+    slo: Annotated[
+        str | None, typer.Option(help="SLOs for goodput, e.g. ttft_p99_ms=500,tpot_p99_ms=50.")
+    ] = None,
+    sim_fast: Annotated[
+        bool, typer.Option(help="Simulator only: stream as fast as possible.")
+    ] = False,
+    name: Annotated[str | None, typer.Option(help="A label stored with the run.")] = None,
+    db: DbOpt = "bench.duckdb",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No live view; summary only (for CI).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Benchmark an endpoint (or the built-in simulator) and store every request."""
+    from benchbench.config import make_config
+    from benchbench.console import live_line, print_summary
+    from benchbench.orchestrate import run_benchmark
+
+    cfg = make_config(
+        endpoint=endpoint,
+        api=api,
+        model=model,
+        api_key=api_key or os.environ.get("OPENAI_API_KEY") or None,
+        headers=_parse_headers(header),
+        concurrency=concurrency,
+        rate=rate,
+        arrival=arrival,
+        burstiness=burstiness,
+        max_rate=max_rate,
+        think_time_s=think_time,
+        requests=requests,
+        duration_s=duration,
+        warmup=warmup,
+        drain_timeout_s=drain_timeout,
+        workload=workload,
+        input_len=input_len,
+        output_len=output_len,
+        system_prompt_tokens=system_prompt_tokens,
+        ignore_eos=ignore_eos,
+        dataset=dataset,
+        trace=trace,
+        seed=seed,
+        stream=stream,
+        transport=transport,
+        timeout_s=timeout,
+        slo=slo,
+        sim_fast=sim_fast,
+        name=name,
+        db=db,
+    )
+    console = Console(stderr=as_json)
+    if quiet or as_json or not console.is_terminal:
+        result = run_benchmark(cfg)
+    else:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+            result = run_benchmark(cfg, on_live=lambda s, now: live.update(live_line(s, now)))
+    if as_json:
+        print(json.dumps(result.summary.to_dict(), default=str))
+    else:
+        print_summary(Console(), result.summary, result.header)
+    if result.outcome.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command("runs")
+def runs_command(
+    db: DbOpt = "bench.duckdb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the runs in a store."""
+    from rich.table import Table
+
+    from benchbench.queries import list_runs
+
+    rows = list_runs(db)
+    if as_json:
+        print(json.dumps(rows, default=str))
+        return
+    table = Table()
+    for col in ("run", "created", "status", "endpoint", "model", "load", "requests", "ok"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["run_id"]),
+            str(r["created_at"])[:19],
+            r["status"],
+            str(r["endpoint"]),
+            str(r["model"]),
+            str(r["load"]),
+            str(r["requests"]),
+            str(r["ok"]),
+        )
+    Console().print(table)
+
+
+@app.command("show")
+def show_command(
+    run: Annotated[str, typer.Argument(help="Run id, or 'latest'.")] = "latest",
+    db: DbOpt = "bench.duckdb",
+    slo: Annotated[str | None, typer.Option(help="SLOs for goodput, e.g. ttft_p99_ms=500.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Print one run's summary."""
+    from benchbench.console import print_summary
+    from benchbench.queries import run_summary
+
+    summary, header = run_summary(db, run, slo)
+    if as_json:
+        print(json.dumps(summary.to_dict(), default=str))
+    else:
+        print_summary(Console(), summary, header)
+
+
+def _register_optional() -> None:
+    """Commands owned by other modules; each registers itself if its module is present."""
+    import importlib
+
+    for module, name in (
+        ("benchbench.sim.cli", "sim"),
+        ("benchbench.cli_traffic", None),
+        ("benchbench.cli_energy", None),
+        ("benchbench.cli_report", None),
+        ("benchbench.cli_gate", None),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        if name is not None:
+            app.command(name)(mod.sim_command)
+        else:
+            mod.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Entry point: one place that turns user errors into one line and an exit code."""
+    from benchbench.store import StoreError
+
+    try:
+        app(standalone_mode=False)
+    except (BenchError, StoreError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        Console(stderr=True).print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            Console(stderr=True).print(f"[red]error:[/] {exc.format_message()}", highlight=False)
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

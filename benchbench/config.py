@@ -1,0 +1,98 @@
+"""RunConfig: every knob of `bench run`, validated at the boundary (flags or a TOML file)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from benchbench.errors import BenchError
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Target
+    endpoint: str | None = None  # base URL ending in /v1; None = the built-in simulator
+    api: Literal["chat", "completions"] = "chat"
+    model: str | None = None  # read from /v1/models when omitted
+    api_key: str | None = Field(default=None, repr=False)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    stream: bool = True
+    transport: Literal["raw", "aiohttp", "httpx"] = "raw"
+    timeout_s: float = Field(default=300.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Load
+    concurrency: int | None = Field(default=None, ge=1)
+    rate: float | None = Field(default=None, gt=0)
+    arrival: str = "poisson"
+    burstiness: float | None = Field(default=None, gt=0)
+    max_rate: float | None = Field(default=None, gt=0)
+    think_time_s: float = Field(default=0.0, ge=0)
+    requests: int | None = Field(default=None, ge=1)
+    duration_s: float | None = Field(default=None, gt=0)
+    warmup: int = Field(default=0, ge=0)
+    drain_timeout_s: float | None = Field(default=None, gt=0)
+
+    # Workload
+    workload: str | None = None  # a length preset name
+    input_len: str = "lognormal:median=512,sigma=0.6,max=4096"
+    output_len: str = "lognormal:median=128,sigma=0.5,max=1024"
+    system_prompt_tokens: int = Field(default=0, ge=0)
+    ignore_eos: bool = True
+    seed: int = 0
+    dataset: str | None = None
+    trace: str | None = None
+
+    # Store and output
+    db: str = "bench.duckdb"
+    name: str | None = None
+    slo: str | None = None
+
+    # Simulator (when no endpoint)
+    sim_fast: bool = False
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(
+                f"--endpoint must be an http(s) URL like http://127.0.0.1:8000/v1, got {v!r}"
+            )
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _load(self) -> RunConfig:
+        if self.concurrency is not None and self.rate is not None:
+            raise ValueError(
+                "give either --concurrency (closed loop) or --rate (open loop), not both"
+            )
+        if self.requests is None and self.duration_s is None and self.trace is None:
+            object.__setattr__(self, "requests", 100)
+        return self
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None or self.trace is not None
+
+    def public_dict(self) -> dict[str, object]:
+        """The config as stored with the run: secrets never reach the store."""
+        d = self.model_dump()
+        d["api_key"] = "***" if self.api_key else None
+        d["headers"] = {k: "***" for k in self.headers}
+        return d
+
+
+def make_config(**kwargs: object) -> RunConfig:
+    """Build a RunConfig, turning pydantic's multi-line report into one actionable line."""
+    try:
+        return RunConfig(**kwargs)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        flag = "--" + loc.removesuffix("_s").replace("_", "-") if loc != "config" else ""
+        raise BenchError(f"{flag + ': ' if flag else ''}{msg}") from None

@@ -1,0 +1,137 @@
+"""Rendering for people: the live line during a run and the summary table after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from benchbench.live import LiveStats
+from benchbench.metrics import Distribution, RunSummary
+
+_DIST_ROWS = [
+    ("TTFT", "ttft_ms"),
+    ("TTFT from intended send", "ttft_intended_ms"),
+    ("TPOT", "tpot_ms"),
+    ("NTPOT", "ntpot_ms"),
+    ("chunk gap", "chunk_gap_ms"),
+    ("E2E latency", "e2e_ms"),
+    ("E2E from intended send", "e2e_intended_ms"),
+    ("schedule lag", "schedule_lag_ms"),
+    ("input tokens", "input_tokens"),
+    ("output tokens", "output_tokens"),
+]
+
+
+def live_line(stats: LiveStats, now_ns: int) -> Text:
+    total = f"/{stats.total}" if stats.total else ""
+    ttft = stats.ttft_p50_ms()
+    ttft_s = f"{ttft:.1f} ms" if ttft is not None else "-"
+    return Text.assemble(
+        ("done ", "dim"),
+        f"{stats.done}{total}",
+        ("  tokens/s ", "dim"),
+        f"{stats.tokens_per_s(now_ns):,.0f}",
+        ("  TTFT p50 ", "dim"),
+        ttft_s,
+        ("  errors ", "dim"),
+        (str(stats.errors), "red" if stats.errors else ""),
+    )
+
+
+def _fmt(v: float | None, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> Group:
+    parts: list[Any] = []
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="dim")
+    head.add_column()
+    for key, value in (header or {}).items():
+        head.add_row(key, str(value))
+    head.add_row("run", f"{s.run_id} ({s.status})")
+    head.add_row(
+        "requests",
+        f"sent {s.sent} = ok {s.ok} + errored {s.errored} + cancelled {s.cancelled}"
+        + (f"  (+{s.warmup} warm-up, excluded)" if s.warmup else ""),
+    )
+    if s.errors_by_kind:
+        head.add_row("errors", ", ".join(f"{k} {v}" for k, v in s.errors_by_kind.items()))
+    head.add_row("window", f"{s.window_s:.2f} s")
+    head.add_row(
+        "throughput",
+        f"{_fmt(s.output_tok_s)} output tok/s, {_fmt(s.total_tok_s)} total tok/s, "
+        f"{_fmt(s.requests_s, 2)} req/s",
+    )
+    rate = f"achieved send rate {_fmt(s.achieved_rate, 2)}/s"
+    if s.requested_rate:
+        rate += f" vs requested {s.requested_rate:g}/s"
+    head.add_row("load", rate + f", mean concurrency {_fmt(s.mean_concurrency, 1)}")
+    tt = s.token_truth
+    head.add_row(
+        "token truth",
+        f"{tt['method']}: {tt['with_usage']}/{tt['requests']} with usage, "
+        f"{tt['output_mismatch']} output and {tt['input_mismatch']} input length mismatches",
+    )
+    for key, label in (("energy", "energy"), ("cost", "cost")):
+        if key in s.extra and s.extra[key]:
+            head.add_row(label, _extra_line(key, s.extra[key]))
+    if s.goodput:
+        g = s.goodput
+        head.add_row(
+            "goodput",
+            f"{_fmt(g['goodput_rps'], 2)} req/s ({g['good_requests']}/{g['requests']} met every "
+            f"SLO); SLOs {'met' if g['all_met'] else 'NOT met'}",
+        )
+    for w in s.extra.get("warnings", []):
+        head.add_row("[yellow]warning[/]", str(w))
+    parts.append(head)
+
+    table = Table(title="latency (ms) and lengths (tokens)", title_justify="left")
+    table.add_column("metric")
+    for col in ("n", "mean", "p50", "p90", "p95", "p99", "max"):
+        table.add_column(col, justify="right")
+    for label, key in _DIST_ROWS:
+        d: Distribution | None = s.distributions.get(key)
+        if d is None or d.n == 0:
+            continue
+        digits = 0 if key.endswith("tokens") else 2
+        table.add_row(
+            label,
+            str(d.n),
+            *(_fmt(d.get(stat), digits) for stat in ("mean", "p50", "p90", "p95", "p99", "max")),
+        )
+    parts.append(table)
+    parts.append(
+        Text(
+            "latencies cover ok requests after warm-up; schedule lag covers every sent request",
+            style="dim",
+        )
+    )
+    return Group(*parts)
+
+
+def _extra_line(key: str, d: dict[str, Any]) -> str:
+    if key == "energy":
+        if d.get("unavailable"):
+            return str(d["unavailable"])
+        return (
+            f"{_fmt(d.get('j_per_output_token'), 3)} J/output token, "
+            f"{_fmt(d.get('avg_power_w'), 0)} W avg, {_fmt(d.get('gross_j'), 0)} J gross "
+            f"({d.get('source', '?')})"
+        )
+    if d.get("unavailable"):
+        return str(d["unavailable"])
+    return (
+        f"${_fmt(d.get('usd_per_1m_output_tokens'), 3)} per 1M output tokens, "
+        f"${_fmt(d.get('usd_per_1m_total_tokens'), 3)} per 1M total ({d.get('price_source', '?')})"
+    )
+
+
+def print_summary(console: Console, s: RunSummary, header: dict[str, Any] | None = None) -> None:
+    console.print(summary_renderable(s, header))

@@ -1,0 +1,50 @@
+"""Running figures for the live view, fed by the runner's sink (cheap: a few adds per request)."""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+
+from loadgen.spec import RequestRecord
+
+
+@dataclass
+class LiveStats:
+    total: int | None
+    done: int = 0
+    ok: int = 0
+    errors: int = 0
+    output_tokens: int = 0
+    # (time, output tokens) of recent completions, for a sliding-window tokens/s.
+    _recent: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=4096))
+    _ttft: list[float] = field(default_factory=list)
+
+    def add(self, r: RequestRecord) -> None:
+        if r.warmup:
+            return
+        self.done += 1
+        if r.error_kind is None:
+            self.ok += 1
+            out = r.output_tokens if r.output_tokens is not None else len(r.event_ns)
+            self.output_tokens += out
+            end = r.last_token_ns or r.sent_ns
+            self._recent.append((end, out))
+            if r.first_token_ns is not None and len(self._ttft) < 100_000:
+                bisect.insort(self._ttft, (r.first_token_ns - r.sent_ns) / 1e6)
+        else:
+            self.errors += 1
+
+    def tokens_per_s(self, now_ns: int, window_ns: int = 5_000_000_000) -> float:
+        cutoff = now_ns - window_ns
+        toks = sum(n for t, n in self._recent if t >= cutoff)
+        first = next((t for t, _ in self._recent if t >= cutoff), None)
+        if first is None:
+            return 0.0
+        span = max(now_ns - first, 1_000_000_000 if toks else 1)
+        return toks / (span / 1e9)
+
+    def ttft_p50_ms(self) -> float | None:
+        if not self._ttft:
+            return None
+        return self._ttft[len(self._ttft) // 2]

@@ -1,0 +1,294 @@
+"""Metric definitions, once, in SQL over the store. The console, `bench show`, reports and the
+gate all read these; the README glossary documents the same formulas.
+
+Populations are explicit: latency distributions cover successful, non-warm-up requests;
+schedule lag covers every measured request that was sent."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+
+PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+
+# One row per request with its derived latencies (ms). ok = no error kind.
+REQUEST_METRICS_SQL = """
+SELECT
+    run_id, idx, warmup, error_kind, error_kind IS NULL AS ok,
+    intended_ns, sent_ns, first_token_ns, last_token_ns, closed_ns,
+    input_tokens, output_tokens, input_tokens_expected, output_tokens_expected, n_events,
+    (first_token_ns - sent_ns) / 1e6 AS ttft_ms,
+    (first_token_ns - intended_ns) / 1e6 AS ttft_intended_ms,
+    (last_token_ns - sent_ns) / 1e6 AS e2e_ms,
+    (last_token_ns - intended_ns) / 1e6 AS e2e_intended_ms,
+    (sent_ns - intended_ns) / 1e6 AS schedule_lag_ms,
+    CASE WHEN output_tokens > 1
+         THEN (last_token_ns - first_token_ns) / 1e6 / (output_tokens - 1) END AS tpot_ms,
+    CASE WHEN output_tokens > 0
+         THEN (last_token_ns - sent_ns) / 1e6 / output_tokens END AS ntpot_ms
+FROM requests
+"""
+
+# name -> (SQL expression over request_metrics, population filter, population label)
+_OK = "ok AND NOT warmup"
+DISTRIBUTIONS: dict[str, tuple[str, str, str]] = {
+    "ttft_ms": ("ttft_ms", _OK, "ok requests"),
+    "tpot_ms": ("tpot_ms", _OK + " AND output_tokens > 1", "ok requests with >1 output token"),
+    "ntpot_ms": ("ntpot_ms", _OK + " AND output_tokens > 0", "ok requests"),
+    "e2e_ms": ("e2e_ms", _OK, "ok requests"),
+    "ttft_intended_ms": (
+        "ttft_intended_ms",
+        _OK + " AND intended_ns IS NOT NULL",
+        "ok requests, from intended send (open loop)",
+    ),
+    "e2e_intended_ms": (
+        "e2e_intended_ms",
+        _OK + " AND intended_ns IS NOT NULL",
+        "ok requests, from intended send (open loop)",
+    ),
+    "schedule_lag_ms": (
+        "schedule_lag_ms",
+        "NOT warmup AND intended_ns IS NOT NULL",
+        "all sent requests (open loop)",
+    ),
+    "input_tokens": ("input_tokens", _OK, "ok requests, server usage"),
+    "output_tokens": ("output_tokens", _OK, "ok requests, server usage"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    n: int
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+    population: str = ""
+
+    def get(self, stat: str) -> float | None:
+        return getattr(self, stat)
+
+
+@dataclass(slots=True)
+class RunSummary:
+    run_id: int
+    status: str
+    sent: int
+    ok: int
+    errored: int
+    cancelled: int
+    warmup: int
+    errors_by_kind: dict[str, int]
+    window_s: float
+    output_tokens: int
+    input_tokens: int
+    output_tok_s: float | None
+    total_tok_s: float | None
+    requests_s: float | None
+    achieved_rate: float | None  # measured sends per second
+    requested_rate: float | None
+    mean_concurrency: float | None
+    distributions: dict[str, Distribution]
+    token_truth: dict[str, Any]
+    goodput: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def request_rows(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
+    """A SQL relation (subquery text) of one run's per-request metrics."""
+    return f"(SELECT * FROM ({REQUEST_METRICS_SQL}) WHERE run_id = {int(run_id)})"
+
+
+def distribution(con: duckdb.DuckDBPyConnection, run_id: int, name: str) -> Distribution:
+    expr, where, label = DISTRIBUTIONS[name]
+    return _dist(con, f"SELECT {expr} AS x FROM {request_rows(con, run_id)} WHERE {where}", label)
+
+
+def chunk_gaps(con: duckdb.DuckDBPyConnection, run_id: int) -> Distribution:
+    sql = f"""
+        SELECT (e.t_ns - lag(e.t_ns) OVER (PARTITION BY e.idx ORDER BY e.seq)) / 1e6 AS x
+        FROM token_events e
+        JOIN (SELECT idx FROM requests
+              WHERE run_id = {int(run_id)} AND error_kind IS NULL AND NOT warmup) r
+          ON e.idx = r.idx
+        WHERE e.run_id = {int(run_id)}
+    """
+    return _dist(con, sql, "gaps between token-bearing events of ok requests")
+
+
+def _dist(con: duckdb.DuckDBPyConnection, sql: str, label: str) -> Distribution:
+    row = con.execute(
+        f"""SELECT count(x), avg(x), quantile_cont(x, [{",".join(map(str, PERCENTILES))}]), max(x)
+            FROM ({sql}) WHERE x IS NOT NULL"""
+    ).fetchone()
+    assert row is not None
+    n, mean, qs, mx = row
+    qs = qs or [None] * len(PERCENTILES)
+    return Distribution(int(n), mean, qs[0], qs[1], qs[2], qs[3], mx, label)
+
+
+def summarize(
+    con: duckdb.DuckDBPyConnection, run_id: int, slos: dict[str, float] | None = None
+) -> RunSummary:
+    run = con.execute(
+        "SELECT status, requested_rate, extra FROM runs WHERE run_id = ?", [run_id]
+    ).fetchone()
+    if run is None:
+        raise KeyError(run_id)
+    status, requested_rate, extra_json = run
+    rel = request_rows(con, run_id)
+    counts = con.execute(
+        f"""SELECT count(*),
+                   count(*) FILTER (WHERE ok AND NOT warmup),
+                   count(*) FILTER (WHERE NOT ok AND error_kind <> 'cancelled' AND NOT warmup),
+                   count(*) FILTER (WHERE error_kind = 'cancelled' AND NOT warmup),
+                   count(*) FILTER (WHERE warmup),
+                   min(sent_ns) FILTER (WHERE NOT warmup),
+                   max(coalesce(closed_ns, last_token_ns, sent_ns)) FILTER (WHERE NOT warmup),
+                   max(sent_ns) FILTER (WHERE NOT warmup),
+                   count(*) FILTER (WHERE NOT warmup),
+                   coalesce(sum(output_tokens) FILTER (WHERE ok AND NOT warmup), 0),
+                   coalesce(sum(input_tokens) FILTER (WHERE ok AND NOT warmup), 0),
+                   sum(coalesce(closed_ns, last_token_ns, sent_ns) - sent_ns)
+                       FILTER (WHERE NOT warmup)
+            FROM {rel}"""
+    ).fetchone()
+    assert counts is not None
+    (total, ok, errored, cancelled, warm, t0, t1, last_sent, measured, out_tok, in_tok, busy_ns) = (
+        counts
+    )
+    window_s = (t1 - t0) / 1e9 if t0 is not None and t1 is not None and t1 > t0 else 0.0
+    kinds = dict(
+        con.execute(
+            f"""SELECT error_kind, count(*) FROM {rel}
+                WHERE error_kind IS NOT NULL AND NOT warmup GROUP BY 1 ORDER BY 2 DESC"""
+        ).fetchall()
+    )
+    dists = {name: distribution(con, run_id, name) for name in DISTRIBUTIONS}
+    dists["chunk_gap_ms"] = chunk_gaps(con, run_id)
+    achieved = (
+        (measured - 1) / ((last_sent - t0) / 1e9)
+        if measured and measured > 1 and last_sent is not None and last_sent > t0
+        else None
+    )
+    import json
+
+    summary = RunSummary(
+        run_id=run_id,
+        status=status,
+        sent=int(total) - int(warm),
+        ok=int(ok),
+        errored=int(errored),
+        cancelled=int(cancelled),
+        warmup=int(warm),
+        errors_by_kind={str(k): int(v) for k, v in kinds.items()},
+        window_s=window_s,
+        output_tokens=int(out_tok),
+        input_tokens=int(in_tok),
+        output_tok_s=out_tok / window_s if window_s else None,
+        total_tok_s=(out_tok + in_tok) / window_s if window_s else None,
+        requests_s=ok / window_s if window_s else None,
+        achieved_rate=achieved,
+        requested_rate=requested_rate,
+        mean_concurrency=(busy_ns / 1e9) / window_s if window_s and busy_ns else None,
+        distributions=dists,
+        token_truth=token_truth(con, run_id),
+        extra=json.loads(extra_json) if extra_json else {},
+    )
+    if slos:
+        summary.goodput = goodput(con, run_id, slos, window_s, summary)
+    return summary
+
+
+def token_truth(con: duckdb.DuckDBPyConnection, run_id: int, tolerance: float = 0.02) -> dict:
+    """Compare requested, server-reported and client-seen output lengths. Chunks are never
+    taken for tokens; a mismatch is flagged, not corrected."""
+    row = con.execute(
+        f"""SELECT count(*),
+                   count(output_tokens),
+                   count(*) FILTER (WHERE output_tokens_expected IS NOT NULL
+                       AND abs(output_tokens - output_tokens_expected)
+                           > greatest(1, {tolerance} * output_tokens_expected)),
+                   count(*) FILTER (WHERE input_tokens_expected IS NOT NULL
+                       AND abs(input_tokens - input_tokens_expected)
+                           > greatest(1, {tolerance} * input_tokens_expected)),
+                   count(*) FILTER (WHERE n_events > output_tokens)
+            FROM {request_rows(con, run_id)} WHERE ok AND NOT warmup"""
+    ).fetchone()
+    assert row is not None
+    n, with_usage, out_mismatch, in_mismatch, events_over = (int(v) for v in row)
+    return {
+        "method": "server_usage" if with_usage else "none",
+        "requests": n,
+        "with_usage": with_usage,
+        "output_mismatch": out_mismatch,
+        "input_mismatch": in_mismatch,
+        "events_exceed_usage": events_over,
+        "tolerance": tolerance,
+    }
+
+
+_SLO_KEYS = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms", "ntpot": "ntpot_ms"}
+
+
+def parse_slos(text: str) -> dict[str, float]:
+    """`ttft_p99_ms=500,tpot_p99_ms=50` -> {"ttft_p99_ms": 500.0, ...}."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        metric = key.split("_")[0]
+        if not sep or metric not in _SLO_KEYS or not key.endswith("_ms"):
+            raise ValueError(
+                f"bad SLO {part!r}: use METRIC_pNN_ms=VALUE with METRIC one of "
+                f"{', '.join(_SLO_KEYS)}, e.g. ttft_p99_ms=500"
+            )
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise ValueError(f"bad SLO value in {part!r}: expected a number of ms") from None
+    return out
+
+
+def goodput(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    slos: dict[str, float],
+    window_s: float,
+    summary: RunSummary,
+) -> dict[str, Any]:
+    """Requests/s that met every per-request threshold; errors count in the denominator.
+    Percentile SLOs are also checked against the run's distributions."""
+    conds = []
+    checks: dict[str, dict[str, Any]] = {}
+    for key, limit in slos.items():
+        parts = key.split("_")
+        col = _SLO_KEYS[parts[0]]
+        conds.append(f"coalesce({col}, 0) <= {float(limit)}")
+        stat = parts[1] if len(parts) == 3 and parts[1].startswith("p") else "p99"
+        stat = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "pmax": "max"}.get(
+            stat, "p99"
+        )
+        value = summary.distributions[col].get(stat)
+        checks[key] = {"limit": limit, "value": value, "met": value is not None and value <= limit}
+    row = con.execute(
+        f"""SELECT count(*) FILTER (WHERE ok AND {" AND ".join(conds)}), count(*)
+            FROM {request_rows(con, run_id)} WHERE NOT warmup"""
+    ).fetchone()
+    assert row is not None
+    good, total = int(row[0]), int(row[1])
+    return {
+        "slos": slos,
+        "good_requests": good,
+        "requests": total,
+        "fraction": good / total if total else None,
+        "goodput_rps": good / window_s if window_s else None,
+        "checks": checks,
+        "all_met": all(c["met"] for c in checks.values()),
+    }

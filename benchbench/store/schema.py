@@ -1,0 +1,85 @@
+"""Schema, as named migrations applied in order; the version is stored in the file.
+
+Times are BIGINT nanoseconds from the run's origin on its monotonic clock; `runs.wall_anchor_s`
+is the Unix time at that origin, so any row can be placed on the wall clock."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_initial",
+        """
+        CREATE SEQUENCE IF NOT EXISTS run_ids START 1;
+        CREATE TABLE runs (
+            run_id INTEGER PRIMARY KEY DEFAULT nextval('run_ids'),
+            name VARCHAR,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp,
+            status VARCHAR NOT NULL,            -- running | complete | interrupted | failed
+            wall_anchor_s DOUBLE NOT NULL,      -- Unix time at the run's origin
+            endpoint VARCHAR,
+            api VARCHAR,
+            model VARCHAR,
+            load_mode VARCHAR,                  -- open | closed | replay
+            requested_rate DOUBLE,
+            concurrency INTEGER,
+            seed BIGINT,
+            fingerprint VARCHAR,                -- hash of the request sequence and schedule
+            sweep_id VARCHAR,
+            sweep_point INTEGER,
+            config JSON,
+            versions JSON,
+            host JSON,
+            collectors JSON,
+            warnings JSON,
+            extra JSON,                         -- energy, cost and other computed results
+            ended_ns BIGINT,
+            window_start_ns BIGINT,             -- the measurement window (warm-up excluded)
+            window_end_ns BIGINT
+        );
+        CREATE TABLE requests (
+            run_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            intended_ns BIGINT,
+            sent_ns BIGINT NOT NULL,
+            first_token_ns BIGINT,
+            last_token_ns BIGINT,
+            closed_ns BIGINT,
+            n_events INTEGER NOT NULL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            input_tokens_expected INTEGER,
+            output_tokens_expected INTEGER,
+            http_status SMALLINT,
+            error_kind VARCHAR,
+            error_detail VARCHAR,
+            warmup BOOLEAN NOT NULL,
+            session_id VARCHAR,
+            turn INTEGER,
+            output_chars INTEGER,
+            server_timings JSON
+        );
+        CREATE TABLE token_events (
+            run_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            t_ns BIGINT NOT NULL,
+            tokens INTEGER
+        );
+        CREATE TABLE samples (
+            run_id INTEGER NOT NULL,
+            collector VARCHAR NOT NULL,
+            device VARCHAR NOT NULL,
+            t_ns BIGINT NOT NULL,
+            metric VARCHAR NOT NULL,
+            value DOUBLE
+        );
+        CREATE TABLE baselines (
+            name VARCHAR PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            set_at TIMESTAMPTZ DEFAULT current_timestamp
+        );
+        """,
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,181 @@
+"""Endpoint adapters: how a RequestSpec becomes an HTTP request, and how a finished response
+becomes the fields of a RequestRecord.
+
+One narrow protocol (`Endpoint`) so other APIs (TGI native, Ollama native, plugins) slot in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from loadgen import errors
+from loadgen.spec import RequestRecord, RequestSpec
+from loadgen.sse import split_events
+
+Api = Literal["chat", "completions"]
+
+
+class Endpoint(Protocol):
+    path: str  # appended to the base URL, e.g. "/chat/completions"
+
+    def body(self, spec: RequestSpec) -> bytes: ...
+
+    def finish(
+        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    ) -> None:
+        """Fill token times, usage and error fields of `record` from the raw body pieces."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIEndpoint:
+    """OpenAI-compatible streaming completions or chat (vLLM, SGLang, llama.cpp, TGI, Ollama, hosted)."""
+
+    api: Api
+    model: str
+    stream: bool = True
+    extra_body: dict[str, Any] | None = None  # user-supplied fields merged into every request
+
+    @property
+    def path(self) -> str:
+        return "/chat/completions" if self.api == "chat" else "/completions"
+
+    def body(self, spec: RequestSpec) -> bytes:
+        body: dict[str, Any] = {"model": self.model, "max_tokens": spec.max_tokens}
+        if self.api == "chat":
+            if spec.messages is not None:
+                body["messages"] = list(spec.messages)
+            else:
+                body["messages"] = [{"role": "user", "content": spec.prompt or ""}]
+            # Newer servers read max_completion_tokens; old ones ignore it.
+            body["max_completion_tokens"] = spec.max_tokens
+        else:
+            if spec.prompt is not None:
+                body["prompt"] = spec.prompt
+            else:
+                body["prompt"] = "\n".join(str(m.get("content", "")) for m in spec.messages or ())
+        if self.stream:
+            body["stream"] = True
+            # Token truth: always ask for the server's own usage report.
+            body["stream_options"] = {"include_usage": True}
+        if spec.extra_body:
+            body.update(spec.extra_body)
+        if self.extra_body:
+            body.update(self.extra_body)
+        return orjson.dumps(body)
+
+    def finish(
+        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    ) -> None:
+        if not self.stream:
+            _finish_json(record, b"".join(pieces), times_ns[-1] if times_ns else None, self.api)
+            return
+        ev_t, ev_d, rest = split_events(pieces, times_ns)
+        if not ev_d and pieces:
+            # A 200 that is not an event stream: a server ignoring "stream", or garbage.
+            if record.error_kind is None:
+                record.error_kind = errors.NOT_STREAMING
+                record.error_detail = _snippet(b"".join(pieces))
+            return
+        done = False
+        key = "delta" if self.api == "chat" else None
+        event_ns = record.event_ns
+        chars = 0
+        for t, data in zip(ev_t, ev_d, strict=True):
+            if data == b"[DONE]":
+                done = True
+                continue
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                record.error_kind = record.error_kind or errors.MALFORMED
+                record.error_detail = record.error_detail or _snippet(data)
+                continue
+            if not isinstance(obj, dict):
+                record.error_kind = record.error_kind or errors.MALFORMED
+                record.error_detail = record.error_detail or _snippet(data)
+                continue
+            if "error" in obj:
+                record.error_kind = record.error_kind or errors.STREAM_ERROR
+                record.error_detail = record.error_detail or _snippet(data)
+                continue
+            usage = obj.get("usage")
+            if usage:
+                _take_usage(record, usage)
+            timings = obj.get("timings")
+            if timings:
+                record.server_timings = timings
+            choices = obj.get("choices")
+            if not choices:
+                continue
+            choice = choices[0]
+            if key is None:
+                text = choice.get("text")
+            else:
+                delta = choice.get("delta") or {}
+                text = (
+                    delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
+                )
+            if text:
+                # A role-only opening chunk carries no text and so does not count as a token.
+                event_ns.append(t)
+                chars += len(text)
+            if choice.get("finish_reason"):
+                done = True
+        record.event_tokens = [None] * len(event_ns)
+        record.output_text_chars = chars
+        if event_ns:
+            record.first_token_ns = event_ns[0]
+            record.last_token_ns = event_ns[-1]
+        if record.error_kind is None:
+            if not done:
+                record.error_kind = errors.INCOMPLETE
+                record.error_detail = _snippet(rest) if rest else "stream ended without [DONE]"
+            elif not event_ns:
+                record.error_kind = errors.NO_TOKENS
+
+
+def _take_usage(record: RequestRecord, usage: dict[str, Any]) -> None:
+    pt = usage.get("prompt_tokens")
+    ct = usage.get("completion_tokens")
+    if isinstance(pt, int):
+        record.input_tokens = pt
+    if isinstance(ct, int):
+        record.output_tokens = ct
+
+
+def _finish_json(record: RequestRecord, body: bytes, t_end: int | None, api: Api) -> None:
+    """Non-streaming response: one JSON document; first and last token are the arrival time."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        record.error_kind = record.error_kind or errors.MALFORMED
+        record.error_detail = _snippet(body)
+        return
+    if not isinstance(obj, dict) or "choices" not in obj:
+        record.error_kind = record.error_kind or (
+            errors.STREAM_ERROR if isinstance(obj, dict) and "error" in obj else errors.MALFORMED
+        )
+        record.error_detail = _snippet(body)
+        return
+    if obj.get("usage"):
+        _take_usage(record, obj["usage"])
+    choice = (obj.get("choices") or [{}])[0]
+    text = (
+        choice.get("text") if api == "completions" else (choice.get("message") or {}).get("content")
+    )
+    if text and t_end is not None:
+        record.event_ns = [t_end]
+        record.event_tokens = [record.output_tokens]
+        record.first_token_ns = record.last_token_ns = t_end
+        record.output_text_chars = len(text)
+    elif record.error_kind is None:
+        record.error_kind = errors.NO_TOKENS
+
+
+def _snippet(data: bytes, limit: int = 200) -> str:
+    return data[:limit].decode("utf-8", "replace").replace("\n", "\\n")
