@@ -97,10 +97,17 @@ class HttpxStreamClient:
                             append_p(piece)
                 record.closed_ns = clock()
                 return
-            except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.WriteError) as exc:
+            except (
+                httpx.RemoteProtocolError,
+                httpx.ConnectError,
+                httpx.WriteError,
+                httpx.ConnectTimeout,  # httpx-aiohttp's name for a write to a closed socket
+                httpx.ReadError,
+            ) as exc:
                 if attempt == 0 and record.http_status is None and not pieces:
                     continue
-                _transport_error(record, errors.CONNECT, exc, clock)
+                kind = errors.CONNECT if record.http_status is None else errors.INCOMPLETE
+                _transport_error(record, kind, exc, clock)
                 return
             except httpx.TimeoutException as exc:
                 _transport_error(record, errors.TIMEOUT, exc, clock)

@@ -1,0 +1,155 @@
+"""A deliberately misbehaving HTTP server on loopback, for what a good server never shows:
+errors, garbage, broken and stalled streams, sockets closed behind keep-alive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+
+TOKEN = b'data: {"choices":[{"index":0,"text":" w","finish_reason":null}]}\n\n'
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _usage(n: int) -> bytes:
+    return (
+        b'data: {"choices":[{"index":0,"text":"","finish_reason":"length"}],'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":%d,"total_tokens":%d}}\n\n' % (n, n + 3)
+    )
+
+
+async def _read_request(reader: asyncio.StreamReader) -> dict | None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(length) if length else b"{}"
+    return orjson.loads(body)
+
+
+class FaultyServer:
+    """Behaviour chosen per server: `mode` names one of the handlers below."""
+
+    def __init__(self, mode: str, tokens: int = 5) -> None:
+        self.mode = mode
+        self.tokens = tokens
+        self.requests = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    await _read_request(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.requests += 1
+                keep = await getattr(self, "_" + self.mode)(writer)
+                await writer.drain()
+                if not keep:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def _stream_head(self, extra: bytes = b"") -> bytes:
+        return (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n" + extra + b"\r\n"
+        )
+
+    async def _ok(self, w: asyncio.StreamWriter) -> bool:
+        w.write(self._stream_head())
+        for _ in range(self.tokens):
+            w.write(_chunk(TOKEN))
+        w.write(_chunk(_usage(self.tokens) + b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        return True
+
+    async def _close_after_stream(self, w: asyncio.StreamWriter) -> bool:
+        """llama.cpp: a complete stream, keep-alive advertised, then the socket is closed."""
+        await self._ok(w)
+        return False
+
+    async def _split_events(self, w: asyncio.StreamWriter) -> bool:
+        """Events split across chunks and several events in one chunk."""
+        w.write(self._stream_head())
+        body = TOKEN * self.tokens + _usage(self.tokens) + b"data: [DONE]\n\n"
+        for i in range(0, len(body), 7):
+            w.write(_chunk(body[i : i + 7]))
+            await w.drain()
+        w.write(b"0\r\n\r\n")
+        return True
+
+    async def _status_500(self, w: asyncio.StreamWriter) -> bool:
+        body = b'{"error":{"message":"boom"}}'
+        w.write(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        return True
+
+    async def _status_429(self, w: asyncio.StreamWriter) -> bool:
+        body = b'{"error":{"message":"slow down"}}'
+        w.write(
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        return True
+
+    async def _not_streaming(self, w: asyncio.StreamWriter) -> bool:
+        body = b'{"choices":[{"text":"hello"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}'
+        w.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        return True
+
+    async def _garbage(self, w: asyncio.StreamWriter) -> bool:
+        w.write(self._stream_head())
+        w.write(_chunk(b"data: {not json\n\n") + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        return True
+
+    async def _reset_mid_stream(self, w: asyncio.StreamWriter) -> bool:
+        w.write(self._stream_head())
+        for _ in range(self.tokens):
+            w.write(_chunk(TOKEN))
+        await w.drain()
+        w.transport.abort()
+        return False
+
+    async def _stall(self, w: asyncio.StreamWriter) -> bool:
+        w.write(self._stream_head() + _chunk(TOKEN))
+        await w.drain()
+        await asyncio.sleep(30)
+        return False
+
+    async def _error_event(self, w: asyncio.StreamWriter) -> bool:
+        w.write(self._stream_head())
+        w.write(_chunk(TOKEN) + _chunk(b'data: {"error":{"message":"kv cache full"}}\n\n'))
+        w.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        return True
+
+
+@contextlib.asynccontextmanager
+async def faulty_server(mode: str, tokens: int = 5) -> AsyncIterator[FaultyServer]:
+    server = FaultyServer(mode, tokens)
+    server._server = await asyncio.start_server(server._handle, "127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        server._server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server._server.wait_closed(), 1)

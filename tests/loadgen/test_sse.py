@@ -1,0 +1,22 @@
+from loadgen.sse import split_events
+
+
+def test_an_event_is_timed_by_the_piece_that_completes_it() -> None:
+    pieces = [b"data: a\n", b"\ndata: b\n\nda", b"ta: c\n\n"]
+    times, data, rest = split_events(pieces, [10, 20, 30])
+    assert data == [b"a", b"b", b"c"]
+    assert times == [20, 20, 30]
+    assert rest == b""
+
+
+def test_crlf_comments_and_multiline_data() -> None:
+    pieces = [b": keep-alive\r\n\r\ndata: x\r\ndata: y\r\n\r\nevent: done\r\n\r\n"]
+    times, data, rest = split_events(pieces, [5])
+    assert data == [b"x\ny"]
+    assert times == [5]
+
+
+def test_an_unterminated_event_is_returned_as_the_rest() -> None:
+    _, data, rest = split_events([b"data: a\n\ndata: half"], [1])
+    assert data == [b"a"]
+    assert rest == b"data: half"

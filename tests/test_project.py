@@ -1,0 +1,48 @@
+"""Project-wide rules that no single module test can see."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str) -> str:
+    found = Path(sys.executable).with_name(name)
+    if found.exists():
+        return str(found)
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: install the project with its [dev] extra")
+    return path
+
+
+def test_leaves_import_neither_the_spine_nor_each_other() -> None:
+    result = subprocess.run(
+        [_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_is_ruff_clean() -> None:
+    result = subprocess.run(
+        [_tool("ruff"), "check", "benchbench", "loadgen", "collectors", "reports", "tests",
+         "benchmarks", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_every_cli_command_has_help() -> None:
+    from benchbench.cli import app
+
+    for command in app.registered_commands:
+        doc = command.help or (command.callback.__doc__ if command.callback else None)
+        assert doc, f"bench {command.name} has no help text"
