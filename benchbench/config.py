@@ -72,6 +72,8 @@ class RunConfig(BaseModel):
             )
         if self.requests is None and self.duration_s is None and self.trace is None:
             object.__setattr__(self, "requests", 100)
+        if self.concurrency is None and not self.open_loop:
+            object.__setattr__(self, "concurrency", 8)
         return self
 
     @property

@@ -13,15 +13,15 @@ from benchbench.metrics import Distribution, RunSummary
 
 _DIST_ROWS = [
     ("TTFT", "ttft_ms"),
-    ("TTFT from intended send", "ttft_intended_ms"),
+    ("TTFT (intended)", "ttft_intended_ms"),
     ("TPOT", "tpot_ms"),
     ("NTPOT", "ntpot_ms"),
     ("chunk gap", "chunk_gap_ms"),
-    ("E2E latency", "e2e_ms"),
-    ("E2E from intended send", "e2e_intended_ms"),
+    ("E2E", "e2e_ms"),
+    ("E2E (intended)", "e2e_intended_ms"),
     ("schedule lag", "schedule_lag_ms"),
-    ("input tokens", "input_tokens"),
-    ("output tokens", "output_tokens"),
+    ("input tok", "input_tokens"),
+    ("output tok", "output_tokens"),
 ]
 
 
@@ -71,7 +71,7 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     rate = f"achieved send rate {_fmt(s.achieved_rate, 2)}/s"
     if s.requested_rate:
         rate += f" vs requested {s.requested_rate:g}/s"
-    head.add_row("load", rate + f", mean concurrency {_fmt(s.mean_concurrency, 1)}")
+    head.add_row("rate", rate + f", mean concurrency {_fmt(s.mean_concurrency, 1)}")
     tt = s.token_truth
     head.add_row(
         "token truth",
@@ -93,7 +93,7 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     parts.append(head)
 
     table = Table(title="latency (ms) and lengths (tokens)", title_justify="left")
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     for col in ("n", "mean", "p50", "p90", "p95", "p99", "max"):
         table.add_column(col, justify="right")
     for label, key in _DIST_ROWS:
@@ -109,7 +109,8 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     parts.append(table)
     parts.append(
         Text(
-            "latencies cover ok requests after warm-up; schedule lag covers every sent request",
+            "latencies: ok requests after warm-up; (intended): from the planned send time; "
+            "schedule lag: every sent request",
             style="dim",
         )
     )

@@ -11,7 +11,7 @@ import platform
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from benchbench.target import auth_headers, discover_model
 from benchbench.traffic import build_traffic
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
-from loadgen.runner import LoadPlan, RunOutcome, Runner
+from loadgen.runner import LoadPlan, Runner, RunOutcome
 from loadgen.spec import RequestRecord
 
 Clock = Callable[[], int]

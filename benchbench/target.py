@@ -31,11 +31,13 @@ def discover_model(base_url: str, headers: dict[str, str], timeout_s: float = 10
         raise BenchError(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
     if resp.status_code in (401, 403):
         raise BenchError(
-            f"{url} answered {resp.status_code} (unauthorised): pass --api-key or set OPENAI_API_KEY"
+            f"{url} answered {resp.status_code} (unauthorised): "
+            "pass --api-key or set OPENAI_API_KEY"
         )
     if resp.status_code != 200:
         raise BenchError(
-            f"{url} answered HTTP {resp.status_code}; pass --model NAME if the server has no /models"
+            f"{url} answered HTTP {resp.status_code}; "
+            "pass --model NAME if the server has no /models"
         )
     try:
         data = resp.json()

@@ -33,7 +33,7 @@ class Endpoint(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OpenAIEndpoint:
-    """OpenAI-compatible streaming completions or chat (vLLM, SGLang, llama.cpp, TGI, Ollama, hosted)."""
+    """OpenAI-compatible completions or chat: vLLM, SGLang, llama.cpp, TGI, Ollama, hosted APIs."""
 
     api: Api
     model: str

@@ -266,7 +266,7 @@ class RawStreamClient:
             conn: _Conn | None = None
             try:
                 conn = self._idle.pop() if pooled else await self._connect()
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 record.error_kind = (
                     errors.CONNECT if not isinstance(exc, asyncio.TimeoutError) else errors.TIMEOUT
                 )

@@ -1,0 +1,158 @@
+"""Client overhead: CPU per streamed event and timestamp error, per transport and concurrency.
+
+    python benchmarks/client_overhead.py [--concurrency 64,256,1024] [--tokens 200]
+
+The simulator runs in its own process in fast mode (every token written as fast as it can) and,
+where the machine allows, on its own core; the client runs on another. For each transport and
+concurrency it runs a closed-loop load and prints:
+- events per client CPU-second, and client CPU-seconds per 1M streamed events (the process's
+  whole CPU: event loop, parsing after each stream, and the DuckDB store's writer thread);
+- the timestamp error: the client's receive time minus the simulator's send stamp
+  (`bb_send_ns`, same monotonic clock), p50 and p99, in microseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from benchbench.sim import SimConfig, SimProcess
+from benchbench.store import BatchWriter, open_store
+from loadgen.client import HttpSettings, make_client
+from loadgen.endpoints import OpenAIEndpoint
+from loadgen.runner import LoadPlan, Runner
+from loadgen.spec import RequestRecord, RequestSpec
+from loadgen.sse import split_events
+
+
+class Capturing:
+    """Keeps each response's raw pieces so send stamps can be read after the clock stops."""
+
+    def __init__(self, inner: OpenAIEndpoint) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self.captured: list[tuple[list[bytes], list[int]]] = []
+
+    def body(self, spec: RequestSpec) -> bytes:
+        return self.inner.body(spec)
+
+    def finish(self, record: RequestRecord, pieces: list[bytes], times: list[int]) -> None:
+        self.captured.append((pieces, times))
+        self.inner.finish(record, pieces, times)
+
+
+def stamp_errors_us(captured: list[tuple[list[bytes], list[int]]]) -> list[float]:
+    out: list[float] = []
+    for pieces, times in captured:
+        ev_t, ev_d, _ = split_events(pieces, times)
+        for t, data in zip(ev_t, ev_d, strict=True):
+            if data.startswith(b"{") and b"bb_send_ns" in data:
+                out.append((t - orjson.loads(data)["bb_send_ns"]) / 1e3)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def one(
+    base_url: str, transport: str, concurrency: int, tokens: int, per_stream: int, db: Path
+) -> dict[str, float]:
+    clock = time.monotonic_ns
+    store = open_store(db)
+    run_id = store.create_run(wall_anchor_s=time.time(), endpoint=base_url)
+    origin = clock()
+    writer = BatchWriter(store, run_id, origin)
+    endpoint = Capturing(OpenAIEndpoint("completions", "sim-llm"))
+    client = make_client(
+        HttpSettings(base_url=base_url, transport=transport, max_connections=concurrency * 2),
+        clock,
+    )
+    records: list[RequestRecord] = []
+
+    def sink(r: RequestRecord) -> None:
+        records.append(r)
+        writer.add_record(r)
+
+    runner = Runner(client, endpoint, clock, sink)
+    n = concurrency * per_stream
+    specs = (RequestSpec(index=i, prompt="a b c d", max_tokens=tokens) for i in range(n))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    outcome = await runner.run(
+        specs, LoadPlan(concurrency=concurrency, max_requests=n), origin_ns=origin
+    )
+    await client.aclose()
+    writer.close()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    store.close()
+    events = sum(len(r.event_ns) for r in records)
+    errs = stamp_errors_us(endpoint.captured)
+    return {
+        "ok": outcome.ok,
+        "errored": outcome.errored,
+        "events": events,
+        "events_per_cpu_s": events / cpu,
+        "cpu_s_per_1m": cpu / events * 1e6,
+        "events_per_s": events / wall,
+        "cpu_util": cpu / wall,
+        "err_p50_us": pct(errs, 0.5),
+        "err_p99_us": pct(errs, 0.99),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--concurrency", default="64,256,1024")
+    ap.add_argument("--transports", default="raw,aiohttp,httpx")
+    ap.add_argument("--tokens", type=int, default=200, help="tokens per stream")
+    ap.add_argument("--per-stream", type=int, default=2, help="requests per concurrent stream")
+    ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs")
+    args = ap.parse_args()
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    with SimProcess(SimConfig(fast=True), cpu=cores[0] if len(cores) > 1 else None) as sim:
+        if len(cores) > 1:
+            os.sched_setaffinity(0, {cores[1]})  # client alone on another core
+        print(f"simulator {sim.base_url} (fast mode); client pinned to {cores[1:2] or 'any'}")
+        print(
+            f"{'transport':9} {'conc':>5} {'events':>8} {'ev/cpu-s':>10} {'cpu-s/1M':>9} "
+            f"{'ev/s':>9} {'cpu%':>5} {'err p50 us':>10} {'err p99 us':>10} {'failed':>6}"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for conc in (int(c) for c in args.concurrency.split(",")):
+                for transport in args.transports.split(","):
+                    runs = [
+                        asyncio.run(
+                            one(
+                                sim.base_url,
+                                transport,
+                                conc,
+                                args.tokens,
+                                args.per_stream,
+                                Path(tmp) / f"{transport}{conc}{i}.db",
+                            )
+                        )
+                        for i in range(args.repeats)
+                    ]
+                    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                    print(
+                        f"{transport:9} {conc:>5} {med['events']:>8.0f} "
+                        f"{med['events_per_cpu_s']:>10,.0f} {med['cpu_s_per_1m']:>9.2f} "
+                        f"{med['events_per_s']:>9,.0f} {med['cpu_util']:>5.0%} "
+                        f"{med['err_p50_us']:>10.0f} {med['err_p99_us']:>10.0f} "
+                        f"{med['errored']:>6.0f}",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The synthetic workload: an endless, seeded stream of RequestSpecs of sampled lengths.
+
+Four independent random streams are derived from the seed (input lengths, output lengths,
+prompt text, system prompt), so changing the output distribution leaves the prompts as they
+were, and changing the input distribution leaves the output lengths as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from loadgen.fingerprint import fingerprint
+from loadgen.lengths import LengthDist
+from loadgen.presets import get_preset
+from loadgen.prompts import synth_text
+from loadgen.spec import RequestSpec
+
+__all__ = ["SyntheticWorkload", "fingerprint"]
+
+_BATCH = 1024  # lengths drawn per numpy call
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticWorkload:
+    """Random-word prompts of ``input_len`` tokens asking for ``output_len`` tokens.
+
+    ``input_len`` is the whole prompt, system prompt included: with
+    ``system_prompt_tokens`` = S, every request starts with the same S-token system text
+    (chat: a system message; completions: a prefix of the prompt) and the user part is
+    max(1, sampled - S) tokens. With ``ignore_eos`` the request also asks the server to
+    generate exactly ``max_tokens`` (``ignore_eos``, ``min_tokens``; servers that do not
+    know the fields ignore them).
+    """
+
+    input_len: LengthDist
+    output_len: LengthDist
+    api: Literal["chat", "completions"] = "chat"
+    seed: int = 0
+    system_prompt_tokens: int = 0
+    ignore_eos: bool = True
+    model: str | None = None  # sent in extra_body["model"]: RequestSpec has no model field
+
+    def __post_init__(self) -> None:
+        if self.api not in ("chat", "completions"):
+            raise ValueError(f"api must be 'chat' or 'completions', got {self.api!r}")
+        if self.system_prompt_tokens < 0:
+            raise ValueError(f"system prompt tokens must be >= 0, got {self.system_prompt_tokens}")
+
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        *,
+        api: Literal["chat", "completions"] | None = None,
+        seed: int = 0,
+        system_prompt_tokens: int = 0,
+        ignore_eos: bool = True,
+        model: str | None = None,
+    ) -> SyntheticWorkload:
+        """A preset's input and output tables; ``api`` defaults to the one its trace used."""
+        preset = get_preset(name)
+        return cls(
+            input_len=preset.input,
+            output_len=preset.output,
+            api=api or preset.api,
+            seed=seed,
+            system_prompt_tokens=system_prompt_tokens,
+            ignore_eos=ignore_eos,
+            model=model,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"synthetic {self.api}: input {self.input_len.describe()}, "
+            f"output {self.output_len.describe()}, seed {self.seed}"
+        )
+
+    def specs(self) -> Iterator[RequestSpec]:
+        """Request 0, 1, 2, ... forever; the same seed gives the same sequence."""
+        in_ss, out_ss, text_ss, system_ss = np.random.SeedSequence(self.seed).spawn(4)
+        in_rng, out_rng = np.random.default_rng(in_ss), np.random.default_rng(out_ss)
+        text_rng = np.random.default_rng(text_ss)
+        system = ""
+        if self.system_prompt_tokens:
+            system = synth_text(self.system_prompt_tokens, np.random.default_rng(system_ss))
+        index = 0
+        while True:
+            inputs = self.input_len.sample(in_rng, _BATCH).tolist()
+            outputs = self.output_len.sample(out_rng, _BATCH).tolist()
+            for n_in, n_out in zip(inputs, outputs, strict=True):
+                yield self._spec(index, system, n_in, n_out, text_rng)
+                index += 1
+
+    def _spec(
+        self, index: int, system: str, n_in: int, n_out: int, text_rng: np.random.Generator
+    ) -> RequestSpec:
+        n_user = max(1, n_in - self.system_prompt_tokens)
+        user = synth_text(n_user, text_rng)
+        extra: dict[str, Any] = {}
+        if self.ignore_eos:
+            extra = {"ignore_eos": True, "min_tokens": n_out}
+        if self.model is not None:
+            extra["model"] = self.model
+        prompt, messages = None, None
+        if self.api == "completions":
+            prompt = f"{system} {user}" if system else user
+        else:
+            user_msg = {"role": "user", "content": user}
+            system_msg = {"role": "system", "content": system}
+            messages = (system_msg, user_msg) if system else (user_msg,)
+        return RequestSpec(
+            index=index,
+            prompt=prompt,
+            messages=messages,
+            max_tokens=n_out,
+            input_tokens_expected=n_user + self.system_prompt_tokens,
+            output_tokens_expected=n_out,
+            extra_body=extra or None,
+        )

@@ -1,0 +1,128 @@
+"""`bench run` as a library call against the simulator in its own process: the measured
+figures match what the simulator was configured to do, and every request is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from benchbench.config import make_config
+from benchbench.orchestrate import run_benchmark
+from benchbench.sim import SimConfig, SimProcess
+
+PREFILL_MS = 20.0
+STEP_MS = 10.0
+
+
+@pytest.fixture(scope="module")
+def timed_sim() -> Iterator[str]:
+    """Fixed, easily predicted timings: prefill 20 ms, each decode step 10 ms, no batching cost."""
+    cfg = SimConfig(
+        prefill_base_ms=PREFILL_MS,
+        prefill_ms_per_token=0.0,
+        decode_base_ms=STEP_MS,
+        decode_ms_per_seq=0.0,
+        max_batch=64,
+    )
+    with SimProcess(cfg) as sim:
+        yield sim.base_url
+
+
+def _run(base_url: str, db: Path, **kw):
+    defaults = dict(endpoint=base_url, db=str(db), input_len="100", output_len="20")
+    defaults.update(kw)
+    return run_benchmark(make_config(**defaults))
+
+
+def test_ttft_tpot_and_e2e_match_the_simulated_server(timed_sim: str, tmp_path: Path) -> None:
+    # A lone request sees its first token after prefill + one step, then one token per step.
+    result = _run(timed_sim, tmp_path / "b.duckdb", concurrency=1, requests=15, api="completions")
+    d = result.summary.distributions
+    tolerance_ms = 4.0  # loopback HTTP, scheduler wake-ups and timer slack on a shared 2-core box
+    assert d["ttft_ms"].p50 == pytest.approx(PREFILL_MS + STEP_MS, abs=tolerance_ms)
+    assert d["tpot_ms"].p50 == pytest.approx(STEP_MS, abs=1.0)
+    assert d["e2e_ms"].p50 == pytest.approx(PREFILL_MS + 20 * STEP_MS, abs=tolerance_ms)
+    assert d["chunk_gap_ms"].p50 == pytest.approx(STEP_MS, abs=1.0)
+    assert result.summary.output_tokens == 15 * 20
+    assert result.summary.token_truth["output_mismatch"] == 0
+    assert result.summary.token_truth["input_mismatch"] == 0
+
+
+def test_requests_beyond_the_batch_limit_queue_and_ttft_shows_it(tmp_path: Path) -> None:
+    cfg = SimConfig(
+        prefill_base_ms=5,
+        prefill_ms_per_token=0,
+        decode_base_ms=10,
+        decode_ms_per_seq=0,
+        max_batch=2,
+    )
+    with SimProcess(cfg) as sim:
+        result = _run(sim.base_url, tmp_path / "q.duckdb", concurrency=6, requests=12)
+    ttft = result.summary.distributions["ttft_ms"]
+    # Two run at a time, so most requests wait for a whole earlier request (~215 ms).
+    assert ttft.p90 > 150
+    assert ttft.p50 > 100
+
+
+def test_open_loop_achieves_the_requested_rate_and_records_intent(
+    timed_sim: str, tmp_path: Path
+) -> None:
+    result = _run(
+        timed_sim, tmp_path / "o.duckdb", rate=40, arrival="constant", requests=80, output_len="5"
+    )
+    s = result.summary
+    assert s.achieved_rate == pytest.approx(40, rel=0.01)
+    assert s.requested_rate == 40
+    lag = s.distributions["schedule_lag_ms"]
+    assert lag.n == 80 and lag.p99 < 5
+    # Latency from the intended send includes the schedule lag, so it is never smaller.
+    assert s.distributions["ttft_intended_ms"].p50 >= s.distributions["ttft_ms"].p50
+
+
+def test_every_request_and_token_event_is_stored(timed_sim: str, tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    result = _run(timed_sim, db, concurrency=4, requests=20, warmup=3)
+    con = duckdb.connect(str(db), read_only=True)
+    n, warm, events, ok = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE warmup), sum(n_events), "
+        "count(*) FILTER (WHERE error_kind IS NULL) FROM requests WHERE run_id = ?",
+        [result.run_id],
+    ).fetchone()
+    stored_events = con.execute(
+        "SELECT count(*) FROM token_events WHERE run_id = ?", [result.run_id]
+    ).fetchone()[0]
+    status, version = con.execute(
+        "SELECT status, (SELECT max(version) FROM schema_migrations) FROM runs WHERE run_id = ?",
+        [result.run_id],
+    ).fetchone()
+    assert (n, warm) == (23, 3)
+    assert events == stored_events == 23 * 20
+    assert status == "complete" and version >= 1
+    s = result.summary
+    assert s.sent == s.ok + s.errored + s.cancelled == 20
+    assert s.distributions["ttft_ms"].n == 20  # warm-up excluded
+
+
+def test_failing_requests_are_counted_not_dropped(tmp_path: Path) -> None:
+    with SimProcess(SimConfig(fast=True, error_rate=0.3, error_status=503, seed=3)) as sim:
+        result = _run(sim.base_url, tmp_path / "e.duckdb", concurrency=4, requests=60)
+    s = result.summary
+    assert s.sent == 60 == s.ok + s.errored + s.cancelled
+    assert s.errors_by_kind.get("http_5xx", 0) == s.errored > 0
+    assert s.distributions["ttft_ms"].n == s.ok
+
+
+def test_median_of_chunk_gaps_follows_decode_step(tmp_path: Path) -> None:
+    cfg = SimConfig(
+        prefill_base_ms=1, prefill_ms_per_token=0, decode_base_ms=4, decode_ms_per_seq=0
+    )
+    with SimProcess(cfg) as sim:
+        result = _run(
+            sim.base_url, tmp_path / "g.duckdb", concurrency=2, requests=6, output_len="30"
+        )
+    gaps = result.summary.distributions["chunk_gap_ms"]
+    assert gaps.n == 6 * 29
+    assert gaps.p50 == pytest.approx(4.0, abs=1.0)
