@@ -128,6 +128,51 @@ def run_command(
     sim_fast: Annotated[
         bool, typer.Option(help="Simulator only: stream as fast as possible.")
     ] = False,
+    gpus: Annotated[
+        str | None, typer.Option(help="GPU indices for NVML, e.g. 0,1 (default: all visible).")
+    ] = None,
+    nvml: Annotated[
+        bool, typer.Option(help="Measure local GPUs through NVML when present.")
+    ] = True,
+    idle_seconds: Annotated[
+        float, typer.Option(help="Idle baseline before load, for idle watts (0 skips).")
+    ] = 3.0,
+    scrape: Annotated[
+        list[str],
+        typer.Option(help="Prometheus /metrics URL to scrape during the run (repeatable)."),
+    ] = [],  # noqa: B006
+    scrape_interval: Annotated[float, typer.Option(help="Seconds between scrapes.")] = 1.0,
+    power_agent: Annotated[
+        str | None, typer.Option(help="URL of a `bench agent` on the GPU host.")
+    ] = None,
+    power_agent_token: Annotated[
+        str | None, typer.Option(help="Bearer token for --power-agent.")
+    ] = None,
+    gpu_price: Annotated[
+        float | None, typer.Option(help="USD per GPU-hour (default: a dated table by GPU name).")
+    ] = None,
+    instance_price: Annotated[
+        float | None, typer.Option(help="USD per instance-hour (with --gpu-count).")
+    ] = None,
+    gpu_count: Annotated[
+        int | None, typer.Option(help="GPUs serving the endpoint (for prices).")
+    ] = None,
+    kwh_price: Annotated[
+        float | None, typer.Option(help="USD per kWh, for energy cost (shown separately).")
+    ] = None,
+    pue: Annotated[float, typer.Option(help="Data-centre PUE applied to energy cost.")] = 1.0,
+    input_price: Annotated[
+        float | None, typer.Option(help="Hosted API: USD per 1M input tokens.")
+    ] = None,
+    output_price: Annotated[
+        float | None, typer.Option(help="Hosted API: USD per 1M output tokens.")
+    ] = None,
+    repeat: Annotated[
+        int, typer.Option(help="Run the same configuration N times (pooled by `bench gate`).")
+    ] = 1,
+    report: Annotated[
+        str | None, typer.Option(help="Write an HTML report of the run to this path.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A label stored with the run.")] = None,
     db: DbOpt = "bench.duckdb",
     quiet: Annotated[
@@ -169,6 +214,22 @@ def run_command(
         timeout_s=timeout,
         slo=slo,
         sim_fast=sim_fast,
+        gpus=gpus,
+        nvml=nvml,
+        idle_seconds=idle_seconds,
+        scrape=tuple(scrape),
+        scrape_interval_s=scrape_interval,
+        power_agent=power_agent,
+        power_agent_token=power_agent_token,
+        gpu_price=gpu_price,
+        instance_price=instance_price,
+        gpu_count=gpu_count,
+        kwh_price=kwh_price,
+        pue=pue,
+        input_price=input_price,
+        output_price=output_price,
+        repeat=repeat,
+        report=report,
         name=name,
         db=db,
     )

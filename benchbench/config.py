@@ -53,6 +53,29 @@ class RunConfig(BaseModel):
     # Simulator (when no endpoint)
     sim_fast: bool = False
 
+    # Collectors: energy and server metrics (issue: energy and cost)
+    gpus: str | None = None  # "0,1"; None = all visible (CUDA_VISIBLE_DEVICES honoured)
+    nvml: bool = True  # try the local NVML collector
+    idle_seconds: float = Field(default=3.0, ge=0)
+    sample_hz: float = Field(default=10.0, gt=0, le=100)
+    scrape: tuple[str, ...] = ()  # Prometheus /metrics URLs
+    scrape_interval_s: float = Field(default=1.0, gt=0)
+    power_agent: str | None = None
+    power_agent_token: str | None = Field(default=None, repr=False)
+
+    # Prices (cost)
+    gpu_price: float | None = Field(default=None, ge=0)  # USD per GPU-hour
+    instance_price: float | None = Field(default=None, ge=0)  # USD per instance-hour
+    gpu_count: int | None = Field(default=None, ge=1)
+    kwh_price: float | None = Field(default=None, ge=0)
+    pue: float = Field(default=1.0, ge=1.0)
+    input_price: float | None = Field(default=None, ge=0)  # USD per 1M input tokens (hosted)
+    output_price: float | None = Field(default=None, ge=0)  # USD per 1M output tokens
+
+    # Grouping (sweeps and repeats) and outputs
+    repeat: int = Field(default=1, ge=1)
+    report: str | None = None  # write an HTML report here after the run
+
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
@@ -85,6 +108,7 @@ class RunConfig(BaseModel):
         d = self.model_dump()
         d["api_key"] = "***" if self.api_key else None
         d["headers"] = {k: "***" for k in self.headers}
+        d["power_agent_token"] = "***" if self.power_agent_token else None
         return d
 
 

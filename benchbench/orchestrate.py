@@ -46,7 +46,9 @@ def run_benchmark(
     clock: Clock = time.monotonic_ns,
     on_live: LiveCallback | None = None,
     hooks: RunHooks | None = None,
+    group: RunGroup | None = None,
 ) -> RunResult:
+    """One measured run, stored under a new run id. `group` ties sweep points or repeats."""
     slos = parse_slos(cfg.slo) if cfg.slo else None
     traffic = build_traffic(cfg)  # validate the workload before touching anything else
     with contextlib.ExitStack() as stack:
@@ -77,6 +79,9 @@ def run_benchmark(
             config=cfg.public_dict(),
             versions=_versions(),
             host={"hostname": socket.gethostname(), "platform": platform.platform()},
+            sweep_id=group.group_id if group else None,
+            sweep_point=group.index if group else None,
+            group_kind=group.kind if group else None,
         )
         writer = BatchWriter(store, run_id, origin)
         hooks = hooks or RunHooks()
@@ -122,6 +127,15 @@ def run_benchmark(
             )
         )
         return RunResult(run_id, summary, outcome, header)
+
+
+@dataclass(frozen=True, slots=True)
+class RunGroup:
+    """Runs measured together: the points of a sweep, or the repeats of one configuration."""
+
+    group_id: str
+    kind: str  # "sweep" | "repeat"
+    index: int
 
 
 @dataclass

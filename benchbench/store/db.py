@@ -98,5 +98,6 @@ def _check_version(con: duckdb.DuckDBPyConnection, p: Path) -> None:
     version = int(row[0]) if row and row[0] is not None else 0
     if version > SCHEMA_VERSION:
         raise StoreError(
-            f"{p} has schema version {version}, newer than this benchbench ({SCHEMA_VERSION}): upgrade"
+            f"{p} has schema version {version}, newer than this benchbench "
+            f"({SCHEMA_VERSION}): upgrade benchbench"
         )

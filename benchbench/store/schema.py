@@ -80,6 +80,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "002_run_groups",
+        """
+        -- Runs measured together: a sweep (one run per load point) or --repeat N (pooled).
+        ALTER TABLE runs ADD COLUMN group_kind VARCHAR;  -- 'sweep' | 'repeat' | NULL
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

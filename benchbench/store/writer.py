@@ -120,7 +120,7 @@ class BatchWriter:
                 ),
             }
         )
-        self._con.execute("INSERT INTO requests SELECT * FROM table")
+        self._con.from_arrow(table).insert_into("requests")
         counts = np.fromiter((len(r.event_ns) for r in records), dtype=np.int64, count=n)
         total = int(counts.sum())
         if total:
@@ -146,7 +146,7 @@ class BatchWriter:
                     "tokens": tokens,
                 }
             )
-            self._con.execute("INSERT INTO token_events SELECT * FROM events")
+            self._con.from_arrow(events).insert_into("token_events")
         self.requests_written += n
         self.events_written += total
 
@@ -162,5 +162,5 @@ class BatchWriter:
                 "value": pa.array([s.value for s in samples], pa.float64()),
             }
         )
-        self._con.execute("INSERT INTO samples SELECT * FROM table")
+        self._con.from_arrow(table).insert_into("samples")
         self.samples_written += n

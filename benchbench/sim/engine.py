@@ -1,0 +1,155 @@
+"""The simulated continuous-batching engine.
+
+One loop steps on an absolute schedule (each step's end time is the previous end
+plus the step's duration, so sleep overshoot never accumulates). Each step admits
+waiting requests FIFO up to `max_batch` running sequences (their prefill time is
+added to that step), then decodes: every running sequence gets one token at the
+step's end. A lone request therefore sees its first token after
+prefill + one decode step, and its n-th after prefill + n decode steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Protocol
+
+from benchbench.sim.config import SimConfig
+
+# When the server falls further behind its schedule than this (CPU starved), it
+# drops the debt instead of bursting tokens to catch up, as a real engine would.
+MAX_SCHEDULE_LAG_NS = 20_000_000
+
+
+class SeqSink(Protocol):
+    """Where a sequence's tokens go (a streaming or a buffering response)."""
+
+    @property
+    def paused(self) -> bool: ...
+
+    def on_tokens(self, seq: Seq, start: int, stop: int) -> None: ...
+
+    def on_done(self, seq: Seq) -> None: ...
+
+
+class Seq:
+    """One request inside the engine."""
+
+    __slots__ = ("prompt_tokens", "length", "finish_reason", "word_ids", "produced", "sink")
+
+    def __init__(
+        self,
+        prompt_tokens: int,
+        word_ids: list[int],
+        finish_reason: str,
+        sink: SeqSink,
+    ) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.word_ids = word_ids
+        self.length = len(word_ids)
+        self.finish_reason = finish_reason
+        self.produced = 0
+        self.sink = sink
+
+
+class Engine:
+    def __init__(self, config: SimConfig) -> None:
+        self._config = config
+        self.waiting: deque[Seq] = deque()
+        self.running: list[Seq] = []
+        self._cancelled: set[Seq] = set()
+        self._wake = asyncio.Event()
+        self.prompt_tokens_total = 0
+        self.generation_tokens_total = 0
+
+    def submit(self, seq: Seq) -> None:
+        self.waiting.append(seq)
+        self._wake.set()
+
+    def cancel(self, seq: Seq) -> None:
+        """The client went away: free its slot at the next step."""
+        if seq in self.waiting:
+            self.waiting.remove(seq)
+        elif seq in self.running:
+            self._cancelled.add(seq)
+            self._wake.set()
+
+    def notify(self) -> None:
+        """A paused stream became writable again (fast mode waits for that)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        config = self._config
+        clock = time.monotonic_ns
+        next_ns = clock()
+        while True:
+            if not self.waiting and not self.running:
+                self._wake.clear()
+                await self._wake.wait()
+                next_ns = clock()
+            admitted_tokens, admitted = self._admit()
+            step_ns = config.decode_ns(len(self.running))
+            if admitted:
+                step_ns += config.prefill_ns(admitted_tokens)
+            if step_ns > 0:
+                next_ns += step_ns
+                now = clock()
+                if now - next_ns > MAX_SCHEDULE_LAG_NS:
+                    next_ns = now
+                delay_ns = next_ns - now
+                await asyncio.sleep(delay_ns / 1e9 if delay_ns > 0 else 0)
+                self._decode(skip_paused=False)
+            else:
+                progressed = self._decode(skip_paused=True)
+                if self.running and not progressed:
+                    # Fast mode and every stream's socket buffer is full: wait for a
+                    # reader rather than spin.
+                    self._wake.clear()
+                    await self._wake.wait()
+                else:
+                    await asyncio.sleep(0)
+
+    def _admit(self) -> tuple[int, int]:
+        if self._cancelled:
+            self.running = [s for s in self.running if s not in self._cancelled]
+            self._cancelled.clear()
+        tokens = 0
+        admitted = 0
+        max_batch = self._config.max_batch
+        while self.waiting and len(self.running) < max_batch:
+            seq = self.waiting.popleft()
+            self.running.append(seq)
+            tokens += seq.prompt_tokens
+            admitted += 1
+        self.prompt_tokens_total += tokens
+        return tokens, admitted
+
+    def _decode(self, skip_paused: bool) -> int:
+        """Give each running sequence one token; returns how many progressed."""
+        per_chunk = self._config.tokens_per_chunk
+        cancelled = self._cancelled
+        still_running = []
+        progressed = 0
+        for seq in self.running:
+            if seq in cancelled:
+                continue
+            sink = seq.sink
+            if skip_paused and sink.paused:
+                still_running.append(seq)
+                continue
+            produced = seq.produced + 1
+            seq.produced = produced
+            progressed += 1
+            if produced == seq.length:
+                start = produced - ((produced - 1) % per_chunk + 1)
+                sink.on_tokens(seq, start, produced)
+                sink.on_done(seq)
+                continue
+            if produced % per_chunk == 0:
+                sink.on_tokens(seq, produced - per_chunk, produced)
+            still_running.append(seq)
+        self.running = still_running
+        cancelled.clear()
+        self.generation_tokens_total += progressed
+        return progressed

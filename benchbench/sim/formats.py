@@ -1,0 +1,137 @@
+"""OpenAI wire formats, pre-formatted where they are hot.
+
+A streamed token event costs one bytes-format: the JSON around the token text is
+built once per request, and only the text and the send stamp change per event.
+Every streamed event ends with `"bb_send_ns":<time.monotonic_ns()>` taken just
+before the socket write.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from benchbench.sim.http import chunk
+from benchbench.sim.tokenizer import VOCABULARY
+
+WORD_BYTES: tuple[bytes, ...] = tuple((" " + word).encode() for word in VOCABULARY)
+DONE_CHUNK = chunk(b"data: [DONE]\n\n")
+
+
+def error_body(message: str, status: int, error_type: str = "invalid_request_error") -> bytes:
+    """OpenAI-style error JSON."""
+    return orjson.dumps(
+        {"error": {"message": message, "type": error_type, "param": None, "code": status}}
+    )
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+class StreamFormat:
+    """The SSE events of one streamed request, each returned already chunk-framed."""
+
+    __slots__ = ("_head", "_prefix", "_middle", "_fixed_len", "_chat", "_by_word")
+
+    def __init__(self, request_id: str, created: int, model: str, chat: bool) -> None:
+        self._chat = chat
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        self._head = b'{"id":%b,"object":"%b","created":%d,"model":%b' % (
+            orjson.dumps(request_id),
+            obj.encode(),
+            created,
+            orjson.dumps(model),
+        )
+        if chat:
+            self._prefix = b'data: %b,"choices":[{"index":0,"delta":{"content":"' % self._head
+            self._middle = b'"},"logprobs":null,"finish_reason":null}],"bb_send_ns":'
+        else:
+            self._prefix = b'data: %b,"choices":[{"index":0,"text":"' % self._head
+            self._middle = b'","logprobs":null,"finish_reason":null}],"bb_send_ns":'
+        # "}\n\n" closes every event.
+        self._fixed_len = len(self._prefix) + len(self._middle) + 3
+        # Per vocabulary word, everything before the stamp, built on first use.
+        self._by_word: list[tuple[int, bytes] | None] = [None] * len(WORD_BYTES)
+
+    def word_event(self, word_id: int) -> bytes:
+        """The event of one token (the hot path: one format per event)."""
+        entry = self._by_word[word_id]
+        if entry is None:
+            text = WORD_BYTES[word_id]
+            entry = (self._fixed_len + len(text), self._prefix + text + self._middle)
+            self._by_word[word_id] = entry
+        stamp = b"%d" % time.monotonic_ns()
+        return b"%x\r\n%b%b}\n\n\r\n" % (entry[0] + len(stamp), entry[1], stamp)
+
+    def token_event(self, text: bytes) -> bytes:
+        """The event of a chunk holding several tokens' text."""
+        stamp = b"%d" % time.monotonic_ns()
+        return b"%x\r\n%b%b%b%b}\n\n\r\n" % (
+            self._fixed_len + len(text) + len(stamp),
+            self._prefix,
+            text,
+            self._middle,
+            stamp,
+        )
+
+    def role_event(self) -> bytes:
+        return self._event(
+            b'"choices":[{"index":0,"delta":{"role":"assistant"},'
+            b'"logprobs":null,"finish_reason":null}]'
+        )
+
+    def finish_event(self, finish_reason: str) -> bytes:
+        empty = b'"delta":{}' if self._chat else b'"text":""'
+        return self._event(
+            b'"choices":[{"index":0,%b,"logprobs":null,"finish_reason":"%b"}]'
+            % (empty, finish_reason.encode())
+        )
+
+    def usage_event(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        return self._event(
+            b'"choices":[],"usage":%b' % orjson.dumps(usage(prompt_tokens, completion_tokens))
+        )
+
+    def _event(self, fields: bytes) -> bytes:
+        return chunk(
+            b'data: %b,%b,"bb_send_ns":%d}\n\n' % (self._head, fields, time.monotonic_ns())
+        )
+
+
+def completion_body(
+    request_id: str,
+    created: int,
+    model: str,
+    chat: bool,
+    text: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> bytes:
+    """The one JSON object of a non-streamed response."""
+    if chat:
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": finish_reason,
+        }
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+    return orjson.dumps(
+        {
+            "id": request_id,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "usage": usage(prompt_tokens, completion_tokens),
+            "bb_send_ns": time.monotonic_ns(),
+        }
+    )
