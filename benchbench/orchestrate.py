@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchbench import __version__
+from benchbench.collect import CollectorSet, build_collectors, energy_and_cost, validate_prices
 from benchbench.config import RunConfig
 from benchbench.errors import BenchError
 from benchbench.live import LiveStats
@@ -45,21 +46,22 @@ def run_benchmark(
     *,
     clock: Clock = time.monotonic_ns,
     on_live: LiveCallback | None = None,
-    hooks: RunHooks | None = None,
     group: RunGroup | None = None,
 ) -> RunResult:
     """One measured run, stored under a new run id. `group` ties sweep points or repeats."""
     slos = parse_slos(cfg.slo) if cfg.slo else None
     traffic = build_traffic(cfg)  # validate the workload before touching anything else
+    validate_prices(cfg)
     with contextlib.ExitStack() as stack:
         base_url = cfg.endpoint
-        sim_note = None
+        sim_note = sim_metrics = None
         if base_url is None:
             from benchbench.sim import SimConfig, SimProcess
 
             sim = stack.enter_context(SimProcess(SimConfig(seed=cfg.seed, fast=cfg.sim_fast)))
             base_url = sim.base_url
             sim_note = "built-in simulator"
+            sim_metrics = sim.root_url + "/metrics"
         headers = auth_headers(cfg.api_key, cfg.headers)
         model = cfg.model or discover_model(base_url, headers, cfg.connect_timeout_s)
         store = open_store(cfg.db)
@@ -84,10 +86,10 @@ def run_benchmark(
             group_kind=group.kind if group else None,
         )
         writer = BatchWriter(store, run_id, origin)
-        hooks = hooks or RunHooks()
+        collectors = build_collectors(cfg, sim_metrics)
         stats = LiveStats(total=cfg.requests or traffic.max_requests)
         outcome, overhead = _run_loop(
-            cfg, traffic, base_url, headers, model, clock, origin, writer, stats, on_live, hooks
+            cfg, traffic, base_url, headers, model, clock, writer, stats, on_live, collectors
         )
         status = "interrupted" if outcome.interrupted else "complete"
         try:
@@ -107,7 +109,13 @@ def run_benchmark(
             "traffic": traffic.description,
             "warnings": overhead["warnings"],
         }
-        extra.update(hooks.after_run(store, run_id, origin) or {})
+        costs = energy_and_cost(store, run_id, cfg, collectors, origin)
+        extra.update(costs)
+        energy = costs.get("energy") or {}
+        overhead["warnings"].extend(energy.get("warnings") or [])
+        for name, info in costs["collectors"].items():
+            if info.get("degraded"):
+                overhead["warnings"].append(f"collector {name} degraded: {info['degraded']}")
         store.update_run(
             run_id,
             status=status,
@@ -138,20 +146,6 @@ class RunGroup:
     index: int
 
 
-@dataclass
-class RunHooks:
-    """Extension points for collectors: start before load, stop and summarise after."""
-
-    def before_load(self, clock: Clock, writer: BatchWriter) -> None:  # noqa: B027
-        pass
-
-    def after_load(self) -> None:  # noqa: B027
-        pass
-
-    def after_run(self, store: Any, run_id: int, origin_ns: int) -> dict[str, Any] | None:
-        return None
-
-
 def _run_loop(
     cfg: RunConfig,
     traffic: Any,
@@ -159,11 +153,10 @@ def _run_loop(
     headers: dict[str, str],
     model: str,
     clock: Clock,
-    origin: int,
     writer: BatchWriter,
     stats: LiveStats,
     on_live: LiveCallback | None,
-    hooks: RunHooks,
+    collectors: CollectorSet,
 ) -> tuple[RunOutcome, dict[str, Any]]:
     max_requests = cfg.requests
     if traffic.max_requests is not None:
@@ -198,7 +191,12 @@ def _run_loop(
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, runner.stop)
-        hooks.before_load(clock, writer)
+        collectors.start(clock, writer)
+        if collectors.idle_seconds > 0:
+            # Idle baseline before any load: idle watts, for marginal (net) energy.
+            t_idle = clock()
+            await asyncio.sleep(collectors.idle_seconds)
+            collectors.idle_window = (t_idle, clock())
         lags: list[int] = []
         cpu0 = time.process_time()
         t0 = clock()
@@ -209,16 +207,18 @@ def _run_loop(
                 due = clock() + 100_000_000
                 await asyncio.sleep(0.1)
                 lags.append(clock() - due)
+                collectors.drain()
                 writer.flush()
                 if on_live is not None:
                     on_live(stats, clock())
 
         tick = asyncio.create_task(ticker())
         try:
-            outcome = await runner.run(traffic.specs, plan, traffic.arrivals, origin_ns=origin)
+            # The schedule starts now (after the idle phase); stored times stay on the run origin.
+            outcome = await runner.run(traffic.specs, plan, traffic.arrivals)
         finally:
             tick.cancel()
-            hooks.after_load()
+            collectors.stop()
             await client.aclose()
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)

@@ -85,6 +85,11 @@ class _Conn(asyncio.Protocol):
         t = self._clock()
         if self.done is None:  # idle pooled connection: nothing is waiting for bytes
             return
+        if not self.got_bytes:
+            # The previous response's final CRLF can arrive late; it is not this response.
+            data = data.lstrip(b"\r\n")
+            if not data:
+                return
         self.got_bytes = True
         self.last_ns = t
         state = self._state
@@ -262,6 +267,8 @@ class RawStreamClient:
         head = self._head_tmpl.format(path=self._prefix + path, length=len(body)).encode()
         clock = self._clock
         for attempt in range(2):
+            while self._idle and self._idle[-1].closed:
+                self._idle.pop()  # closed by the server while idle
             pooled = bool(self._idle)
             conn: _Conn | None = None
             try:

@@ -84,6 +84,19 @@ class FaultyServer:
         await self._ok(w)
         return False
 
+    async def _late_crlf_then_close(self, w: asyncio.StreamWriter) -> bool:
+        """The last CRLF of the chunked body arrives on its own, then the socket closes."""
+        w.write(self._stream_head())
+        for _ in range(self.tokens):
+            w.write(_chunk(TOKEN))
+        w.write(_chunk(_usage(self.tokens) + b"data: [DONE]\n\n") + b"0\r\n")
+        await w.drain()
+        await asyncio.sleep(0.002)
+        w.write(b"\r\n")
+        await w.drain()
+        await asyncio.sleep(0.002)
+        return False
+
     async def _split_events(self, w: asyncio.StreamWriter) -> bool:
         """Events split across chunks and several events in one chunk."""
         w.write(self._stream_head())

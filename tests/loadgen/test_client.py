@@ -46,9 +46,10 @@ def test_a_good_stream_yields_every_token_and_the_server_usage(transport: str) -
         assert r.sent_ns <= r.first_token_ns <= r.last_token_ns <= r.closed_ns
 
 
+@pytest.mark.parametrize("mode", ["close_after_stream", "late_crlf_then_close"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_sockets_closed_behind_keep_alive_cause_no_errors(transport: str) -> None:
-    outcome, records, server = asyncio.run(_run("close_after_stream", transport, n=20))
+def test_sockets_closed_behind_keep_alive_cause_no_errors(transport: str, mode: str) -> None:
+    outcome, records, server = asyncio.run(_run(mode, transport, n=20))
     assert outcome.ok == 20, [r.error_detail for r in records if r.error_kind]
 
 

@@ -1,0 +1,233 @@
+"""Wiring collectors into a run: which to start, the idle baseline before load, draining
+their samples into the store during the run, and energy and cost after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchbench.config import RunConfig
+from benchbench.cost import CostInputs, compute_cost
+from benchbench.energy import compute_energy, series_from_rows
+from benchbench.errors import BenchError
+from benchbench.store import BatchWriter, Store
+from collectors.base import Clock, Collector
+
+
+@dataclass
+class CollectorSet:
+    """The run's collectors and what they said about themselves."""
+
+    cfg: RunConfig
+    collectors: list[Collector] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one-line facts for the summary
+    idle_window: tuple[int, int] | None = None  # absolute clock ns
+    load_window: tuple[int, int] | None = None
+    _writer: BatchWriter | None = None
+
+    @property
+    def has_energy_source(self) -> bool:
+        return any(c.name in ("nvml", "agent") for c in self.collectors) or any(
+            "dcgm" in u.lower() or ":9400" in u for u in self.cfg.scrape
+        )
+
+    @property
+    def idle_seconds(self) -> float:
+        return self.cfg.idle_seconds if self.has_energy_source else 0.0
+
+    def start(self, clock: Clock, writer: BatchWriter) -> None:
+        self._writer = writer
+        for c in self.collectors:
+            c.start(clock)
+
+    def drain(self) -> None:
+        if self._writer is None:
+            return
+        for c in self.collectors:
+            self._writer.add_samples(c.drain())
+
+    def stop(self) -> None:
+        for c in self.collectors:
+            c.stop()
+        self.drain()
+
+    def info(self) -> dict[str, Any]:
+        return {c.name: {**c.info(), "degraded": c.degraded} for c in self.collectors}
+
+    def gpu_names(self) -> list[str]:
+        for c in self.collectors:
+            if c.name == "nvml":
+                gpus = c.info().get("gpus") or []
+                return [str(g.get("name")) for g in gpus if isinstance(g, dict)]
+        return []
+
+
+def cost_inputs(cfg: RunConfig, gpu_names: list[str]) -> CostInputs:
+    return CostInputs(
+        gpu_price_usd_per_hour=cfg.gpu_price,
+        instance_price_usd_per_hour=cfg.instance_price,
+        gpu_count=cfg.gpu_count or (len(gpu_names) if gpu_names and cfg.gpu_price else None),
+        gpu_name=gpu_names[0] if gpu_names else None,
+        input_price_usd_per_1m=cfg.input_price,
+        output_price_usd_per_1m=cfg.output_price,
+        kwh_price_usd=cfg.kwh_price,
+        pue=cfg.pue,
+    )
+
+
+def validate_prices(cfg: RunConfig) -> None:
+    """Check the price flags before the run, so a typo costs no measurement."""
+    try:
+        cost_inputs(cfg, ["GPU"] if cfg.gpu_price and not cfg.gpu_count else [])
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+
+
+def build_collectors(cfg: RunConfig, sim_metrics_url: str | None = None) -> CollectorSet:
+    """Start nothing yet; decide what can be measured here and say so in one line each."""
+    out = CollectorSet(cfg)
+    if cfg.nvml:
+        from collectors.nvml import NvmlCollector, NvmlUnavailable
+
+        gpus = [g.strip() for g in cfg.gpus.split(",")] if cfg.gpus else None
+        sel = [int(g) if g.isdigit() else g for g in gpus] if gpus else None
+        try:
+            out.collectors.append(NvmlCollector(gpus=sel, interval_s=1.0 / cfg.sample_hz))
+        except NvmlUnavailable as exc:
+            out.notes.append(f"energy not measured: {exc}")
+    if cfg.power_agent:
+        from collectors.agent import AgentCollector
+
+        out.collectors.append(
+            AgentCollector(
+                cfg.power_agent.rstrip("/"),
+                token=cfg.power_agent_token,
+                interval_s=1.0 / cfg.sample_hz,
+            )
+        )
+    from collectors.prometheus import PrometheusCollector
+
+    urls = list(cfg.scrape)
+    if sim_metrics_url and sim_metrics_url not in urls:
+        urls.append(sim_metrics_url)
+    for url in urls:
+        out.collectors.append(PrometheusCollector(url, interval_s=cfg.scrape_interval_s))
+    return out
+
+
+def measurement_window(store: Store, run_id: int) -> tuple[int, int] | None:
+    """Steady state: from the first measured send to the last measured send, so warm-up and
+    the drain tail (load falling off after sending stops) are out. Falls back to the last
+    completion when every request was sent at once."""
+    row = store.con.execute(
+        """SELECT min(sent_ns), max(sent_ns), max(coalesce(closed_ns, last_token_ns))
+           FROM requests WHERE run_id = ? AND NOT warmup""",
+        [run_id],
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    t0, last_sent, last_done = row
+    span_sent = last_sent - t0
+    span_all = (last_done or last_sent) - t0
+    t1 = last_sent if span_sent >= 0.5 * span_all and span_sent > 0 else (last_done or last_sent)
+    return (int(t0), int(t1)) if t1 > t0 else None
+
+
+def tokens_in_window(store: Store, run_id: int, t0: int, t1: int) -> tuple[int, int, int]:
+    """(output tokens, input tokens, requests) produced inside the window: each ok request's
+    server-reported output tokens, in proportion to its token events inside the window."""
+    row = store.con.execute(
+        """WITH ev AS (
+               SELECT idx, count(*) FILTER (WHERE t_ns BETWEEN ? AND ?) AS inside, count(*) AS n
+               FROM token_events WHERE run_id = ? GROUP BY idx)
+           SELECT coalesce(sum(r.output_tokens * ev.inside / ev.n), 0),
+                  coalesce(sum(r.input_tokens) FILTER (WHERE r.first_token_ns BETWEEN ? AND ?), 0),
+                  count(*) FILTER (WHERE r.last_token_ns BETWEEN ? AND ?)
+           FROM requests r JOIN ev USING (idx)
+           WHERE r.run_id = ? AND r.error_kind IS NULL AND NOT r.warmup""",
+        [t0, t1, run_id, t0, t1, t0, t1, run_id],
+    ).fetchone()
+    assert row is not None
+    return int(round(row[0])), int(row[1]), int(row[2])
+
+
+def energy_and_cost(
+    store: Store, run_id: int, cfg: RunConfig, cs: CollectorSet, origin_ns: int
+) -> dict[str, Any]:
+    """Energy and cost over the measurement window, as stored in runs.extra."""
+    window = measurement_window(store, run_id)
+    result: dict[str, Any] = {"collectors": cs.info()}
+    if window is None:
+        result["energy"] = {"unavailable": "no measured requests"}
+        result["cost"] = {"unavailable": "no measured requests"}
+        return result
+    t0, t1 = window
+    store.update_run(run_id, window_start_ns=t0, window_end_ns=t1)
+    out_tok, in_tok, reqs = tokens_in_window(store, run_id, t0, t1)
+    window_s = (t1 - t0) / 1e9
+    rows = store.con.execute(
+        """SELECT collector, device, t_ns, metric, value FROM samples
+           WHERE run_id = ? AND collector IN ('nvml', 'agent', 'prometheus')""",
+        [run_id],
+    ).fetchall()
+    idle = None
+    if cs.idle_window is not None:
+        idle = (cs.idle_window[0] - origin_ns, cs.idle_window[1] - origin_ns)
+    energy = compute_energy(series_from_rows(rows), t0, t1, out_tok, in_tok, idle)
+    if energy is None:
+        reason = next((n for n in cs.notes if n.startswith("energy")), None)
+        result["energy"] = {
+            "unavailable": reason or "energy not measured: no GPU energy or power samples"
+        }
+        kwh = None
+    else:
+        result["energy"] = {
+            "source": energy.source,
+            "window_s": energy.window_s,
+            "window_start_ns": t0,
+            "window_end_ns": t1,
+            "idle_window_ns": list(idle) if idle else None,
+            "gross_j": energy.gross_j,
+            "net_j": energy.net_j,
+            "idle_w": energy.idle_w,
+            "avg_power_w": energy.avg_w_total,
+            "avg_power_w_per_gpu": energy.avg_w_per_gpu,
+            "gpus": [d.device for d in energy.devices],
+            "output_tokens": energy.output_tokens,
+            "input_tokens": energy.input_tokens,
+            "j_per_output_token": energy.j_per_output_token,
+            "j_per_token": energy.j_per_token,
+            "net_j_per_output_token": energy.net_j_per_output_token,
+            "kwh_per_1m_output_tokens": energy.kwh_per_1m_output_tokens,
+            "output_tokens_per_j": energy.output_tokens_per_j,
+            "tokens_per_j": energy.tokens_per_j,
+            "warnings": list(energy.warnings),
+        }
+        kwh = energy.gross_kwh
+    inputs = cost_inputs(cfg, cs.gpu_names())
+    cost = compute_cost(inputs, window_s, out_tok, in_tok, reqs, kwh)
+    if cost.source is None and cost.energy_cost_usd is None:
+        result["cost"] = {
+            "unavailable": "cost not computed: no price known (pass --gpu-price, "
+            "--instance-price with --gpu-count, or --input-price/--output-price)"
+        }
+    else:
+        result["cost"] = {
+            "price_source": cost.source,
+            "usd_per_hour": cost.usd_per_hour,
+            "usd_per_gpu_hour": cost.usd_per_gpu_hour,
+            "window_usd": cost.window_usd,
+            "window_s": window_s,
+            "usd_per_1m_output_tokens": cost.usd_per_1m_output_tokens,
+            "usd_per_1m_total_tokens": cost.usd_per_1m_tokens,
+            "usd_per_request": cost.usd_per_request,
+            "energy_kwh": cost.energy_kwh,
+            "energy_cost_usd": cost.energy_cost_usd,
+            "energy_usd_per_1m_output_tokens": cost.energy_usd_per_1m_output_tokens,
+            "kwh_price_usd": cfg.kwh_price,
+            "pue": cfg.pue,
+            "output_tokens": out_tok,
+            "input_tokens": in_tok,
+            "notes": list(cost.notes),
+        }
+    return result

@@ -1,0 +1,260 @@
+"""Scrape a Prometheus `/metrics` page (inference server, dcgm-exporter) at an interval.
+
+Parsing is prometheus_client's (`text_string_to_metric_families`), not ours. Sample metric =
+the exposition sample name as that parser gives it (counters always end in `_total`, also
+dcgm-exporter's, e.g. `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION_total`). Device = the scrape URL,
+plus `#label=value` for labels that tell instances apart (`gpu` for DCGM, `engine` for vLLM
+v1, `dp_rank` for SGLang), e.g. `http://gpu-host:9400/metrics#gpu=0`.
+
+`NORMALIZE` maps server-neutral names ("running", "waiting", ...) to each server's metric
+names, so the rest of the code asks one question of any server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectors.base import Clock, Sample
+from collectors.threaded import PollingCollector
+
+__all__ = [
+    "AGGREGATE",
+    "DEFAULT_METRICS",
+    "DEVICE_LABELS",
+    "NORMALIZE",
+    "PrometheusCollector",
+    "canonical_metric",
+    "parse_exposition",
+]
+
+# Server-neutral name -> the sample names that mean it, per server. Fractions are 0..1
+# everywhere (vLLM's "_perc" gauges are fractions too).
+NORMALIZE: dict[str, tuple[str, ...]] = {
+    "running": (
+        "vllm:num_requests_running",
+        "sglang:num_running_reqs",
+        "tgi_batch_current_size",
+        "llamacpp:requests_processing",
+        "sim:num_requests_running",
+    ),
+    "waiting": (
+        "vllm:num_requests_waiting",
+        "sglang:num_queue_reqs",
+        "tgi_queue_size",
+        "llamacpp:requests_deferred",
+        "sim:num_requests_waiting",
+    ),
+    "prompt_tokens": (  # counters
+        "vllm:prompt_tokens_total",
+        "sglang:prompt_tokens_total",
+        "tgi_request_input_length_sum",
+        "llamacpp:prompt_tokens_total",
+        "sim:prompt_tokens_total",
+    ),
+    "generation_tokens": (  # counters
+        "vllm:generation_tokens_total",
+        "sglang:generation_tokens_total",
+        "tgi_request_generated_tokens_sum",
+        "llamacpp:tokens_predicted_total",
+        "sim:generation_tokens_total",
+    ),
+    "requests": (  # counters
+        "sim:requests_total",
+        "tgi_request_count_total",
+        "sglang:num_requests_total",
+    ),
+    "kv_cache_usage": (
+        "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc",
+        "sglang:token_usage",
+        "llamacpp:kv_cache_usage_ratio",
+    ),
+    # Hit fraction where the server reports one; for vLLM derive it as
+    # delta(prefix_hit_tokens) / delta(prefix_query_tokens) over the window.
+    "prefix_hit": ("sglang:cache_hit_rate",),
+    "prefix_hit_tokens": (
+        "vllm:prefix_cache_hits_total",
+        "vllm:gpu_prefix_cache_hits_total",
+        "sglang:cached_tokens_total",
+    ),
+    "prefix_query_tokens": (
+        "vllm:prefix_cache_queries_total",
+        "vllm:gpu_prefix_cache_queries_total",
+    ),
+    "energy_mj": (  # counter, per GPU
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION_total",
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+    ),
+    "power_w": ("DCGM_FI_DEV_POWER_USAGE",),  # an averaged reading, like NVML's power_avg_w
+    "power_instant_w": ("DCGM_FI_DEV_POWER_USAGE_INSTANT",),
+}
+
+# How to combine one scrape's devices (engines, DP ranks, GPUs) into one server figure.
+AGGREGATE: dict[str, str] = {
+    "running": "sum",
+    "waiting": "sum",
+    "prompt_tokens": "sum",
+    "generation_tokens": "sum",
+    "requests": "sum",
+    "kv_cache_usage": "mean",
+    "prefix_hit": "mean",
+    "prefix_hit_tokens": "sum",
+    "prefix_query_tokens": "sum",
+    "energy_mj": "sum",
+    "power_w": "sum",
+    "power_instant_w": "sum",
+}
+
+_CANONICAL = {raw: canon for canon, raws in NORMALIZE.items() for raw in raws}
+
+# Kept by default: everything NORMALIZE knows plus a few more worth a timeline.
+DEFAULT_METRICS: frozenset[str] = frozenset(_CANONICAL) | {
+    "tgi_batch_current_max_tokens",
+    "tgi_request_success_total",
+    "tgi_request_input_length_count",
+    "tgi_request_generated_tokens_count",
+    "sglang:num_used_tokens",
+    "sglang:gen_throughput",
+    "llamacpp:kv_cache_tokens",
+    "llamacpp:n_decode_total",
+    "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_DEV_SM_CLOCK",
+    "DCGM_FI_DEV_GPU_TEMP",
+    "DCGM_FI_DEV_FB_USED",
+}
+
+DEVICE_LABELS = ("gpu", "engine", "dp_rank")
+# Labels that describe rather than distinguish; dropped from keep_all metric names.
+_NOISE_LABELS = frozenset(
+    {"model_name", "model", "Hostname", "UUID", "pci_bus_id", "device", "modelName"}
+    | {"DCGM_FI_DRIVER_VERSION", "instance", "job"}
+)
+
+_SERVER_PREFIXES = (
+    ("vllm:", "vllm"),
+    ("sglang:", "sglang"),
+    ("tgi_", "tgi"),
+    ("llamacpp:", "llamacpp"),
+    ("sim:", "sim"),
+    ("DCGM_", "dcgm-exporter"),
+)
+
+
+def canonical_metric(metric: str) -> str | None:
+    """The server-neutral name for a sample metric, or None if it has none."""
+    return _CANONICAL.get(metric)
+
+
+def parse_exposition(
+    text: str,
+    url: str,
+    t_ns: int,
+    keep: Iterable[str] | None = DEFAULT_METRICS,
+    collector: str = "prometheus",
+) -> list[Sample]:
+    """Samples from one scrape. keep=None keeps every family (histogram buckets included;
+    then labels other than the device ones become part of the metric name)."""
+    wanted = None if keep is None else frozenset(keep)
+    out: list[Sample] = []
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if wanted is not None and s.name not in wanted:
+                continue
+            value = float(s.value)
+            if math.isnan(value):
+                continue
+            device = url + "".join(f"#{k}={s.labels[k]}" for k in DEVICE_LABELS if k in s.labels)
+            metric = s.name
+            if wanted is None:
+                extra = [
+                    f'{k}="{v}"'
+                    for k, v in sorted(s.labels.items())
+                    if k not in _NOISE_LABELS and k not in DEVICE_LABELS
+                ]
+                if extra:
+                    metric = f"{s.name}{{{','.join(extra)}}}"
+            out.append(Sample(collector, device, t_ns, metric, value))
+    return out
+
+
+class PrometheusCollector(PollingCollector):
+    """Scrapes `url` every `interval_s` with a `timeout_s` limit, on its own thread.
+
+    Samples are stamped with the run clock when the page has arrived. A failed scrape
+    (timeout, refused, non-200, unparsable) degrades the collector; it keeps trying until
+    `max_failures` failures in a row.
+    """
+
+    name = "prometheus"
+
+    def __init__(
+        self,
+        url: str,
+        interval_s: float = 1.0,
+        timeout_s: float = 1.0,
+        keep_all: bool = False,
+        headers: Mapping[str, str] | None = None,
+        max_failures: int = 3,
+    ) -> None:
+        super().__init__(interval_s=interval_s, max_failures=max_failures)
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"metrics URL must start with http:// or https://, got {url!r}")
+        if not timeout_s > 0:
+            raise ValueError(f"scrape timeout must be > 0 s, got {timeout_s}")
+        self.url = url
+        self.timeout_s = timeout_s
+        self.keep_all = keep_all
+        # Ask for the classic text format: the parser reads it, not OpenMetrics.
+        base_headers = {"Accept": "text/plain;version=0.0.4"}
+        base_headers.update(headers or {})
+        self._client = httpx.Client(timeout=timeout_s, headers=base_headers)
+        self._servers: set[str] = set()
+        self._dcgm_gpus: dict[str, dict[str, str]] = {}
+
+    def _read(self, clock: Clock, out: list[Sample]) -> None:
+        response = self._client.get(self.url)
+        t_ns = clock()
+        if response.status_code != 200:
+            raise RuntimeError(f"{self.url} answered HTTP {response.status_code}")
+        keep = None if self.keep_all else DEFAULT_METRICS
+        samples = parse_exposition(response.text, self.url, t_ns, keep, self.name)
+        if not self._servers:
+            self._learn(response.text)
+        out.extend(samples)
+
+    def _learn(self, text: str) -> None:
+        """Static facts from the first good page: which server, which GPUs (DCGM)."""
+        for family in text_string_to_metric_families(text):
+            for prefix, server in _SERVER_PREFIXES:
+                if family.name.startswith(prefix):
+                    self._servers.add(server)
+            if family.name.startswith("DCGM_"):
+                for s in family.samples:
+                    gpu = s.labels.get("gpu")
+                    if gpu is not None and gpu not in self._dcgm_gpus:
+                        self._dcgm_gpus[gpu] = {
+                            "uuid": s.labels.get("UUID", ""),
+                            "name": s.labels.get("modelName", ""),
+                            "hostname": s.labels.get("Hostname", ""),
+                        }
+        if not self._servers:
+            self._servers.add("unknown")
+
+    def info(self) -> dict[str, object]:
+        """URL and settings; after the first good scrape also the server kind(s) seen and, for
+        dcgm-exporter, the GPUs (index -> uuid, name, hostname)."""
+        return {
+            "url": self.url,
+            "interval_s": self.interval_s,
+            "timeout_s": self.timeout_s,
+            "keep_all": self.keep_all,
+            "servers": sorted(self._servers),
+            "dcgm_gpus": {k: dict(v) for k, v in sorted(self._dcgm_gpus.items())},
+        }
+
+    def _close(self) -> None:
+        self._client.close()

@@ -1,0 +1,83 @@
+"""The timing model, measured over loopback with the server's own send stamps.
+
+Tolerance: asyncio sleeps wake up to ~1 ms late (epoll's millisecond timeout), the
+schedule is absolute so that lateness never accumulates; we allow 15 ms on top of
+the model for a shared 2-core CI machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from benchbench.sim import SimConfig, SimServer
+from tests.benchbench.sim.helpers import stream_events, text_of, with_sim
+
+MS = 1_000_000
+SLACK_NS = 15 * MS
+TIMED = SimConfig(
+    prefill_base_ms=10.0,
+    prefill_ms_per_token=0.0,
+    decode_base_ms=20.0,
+    decode_ms_per_seq=0.0,
+    max_batch=2,
+)
+
+
+async def _timed_stream(client: httpx.AsyncClient, url: str, max_tokens: int) -> list[int]:
+    """Send-stamp offsets (ns after our request) of each token-bearing event."""
+    sent_ns = time.monotonic_ns()
+    payload = {"prompt": "a b c", "max_tokens": max_tokens, "stream": True}
+    events = await stream_events(client, url, payload)
+    return [e["bb_send_ns"] - sent_ns for _, e in events if e != "[DONE]" and text_of(e)]
+
+
+def test_a_lone_stream_takes_prefill_plus_one_step_per_token() -> None:
+    async def body(sim: SimServer, client: httpx.AsyncClient):
+        return await _timed_stream(client, f"{sim.base_url}/completions", 10)
+
+    offsets = with_sim(TIMED, body)
+    assert len(offsets) == 10
+    first, last = offsets[0], offsets[-1]
+    assert 30 * MS <= first <= 30 * MS + SLACK_NS  # prefill 10 + one 20 ms step
+    assert 210 * MS <= last <= 210 * MS + SLACK_NS  # prefill 10 + ten 20 ms steps
+    # No drift: the n-th token is due at 10 + 20 n ms, whatever the sleep jitter.
+    for n, offset in enumerate(offsets, start=1):
+        assert abs(offset - (10 + 20 * n) * MS) <= SLACK_NS
+
+
+def test_requests_beyond_max_batch_wait_in_fifo_for_a_free_slot() -> None:
+    async def body(sim: SimServer, client: httpx.AsyncClient):
+        url = f"{sim.base_url}/completions"
+        return await asyncio.gather(*(_timed_stream(client, url, 5) for _ in range(4)))
+
+    streams = sorted(with_sim(TIMED, body), key=lambda offsets: offsets[0])
+    early, late = streams[:2], streams[2:]
+    # First two: TTFT = 10 + 20 ms, done after 10 + 5 * 20 ms.
+    assert all(s[0] <= 30 * MS + SLACK_NS for s in early)
+    # The other two start only when a slot frees: first token ~ 110 + 10 + 20 ms.
+    assert all(s[0] >= max(e[-1] for e in early) for s in late)
+    assert all(s[0] >= 130 * MS for s in late)
+
+
+def test_decode_steps_slow_down_as_the_batch_grows() -> None:
+    config = SimConfig(
+        prefill_base_ms=0.0,
+        prefill_ms_per_token=0.0,
+        decode_base_ms=2.0,
+        decode_ms_per_seq=1.0,
+        max_batch=64,
+    )
+
+    async def body(sim: SimServer, client: httpx.AsyncClient):
+        url = f"{sim.base_url}/completions"
+        streams = await asyncio.gather(*(_timed_stream(client, url, 20) for _ in range(16)))
+        return streams
+
+    streams = with_sim(config, body)
+    # 16 running sequences: each step takes 2 + 16 * 1 = 18 ms (admission may be split
+    # across the first steps, so look at the steady part of one stream).
+    gaps = [b - a for a, b in zip(streams[0][5:], streams[0][6:], strict=False)]
+    assert abs(sum(gaps) / len(gaps) - 18 * MS) <= 2 * MS
