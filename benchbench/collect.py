@@ -83,8 +83,11 @@ def validate_prices(cfg: RunConfig) -> None:
         raise BenchError(str(exc)) from None
 
 
-def build_collectors(cfg: RunConfig, sim_metrics_url: str | None = None) -> CollectorSet:
-    """Start nothing yet; decide what can be measured here and say so in one line each."""
+def build_collectors(
+    cfg: RunConfig, sim_metrics_url: str | None = None, nvml: Any | None = None
+) -> CollectorSet:
+    """Start nothing yet; decide what can be measured here and say so in one line each.
+    `nvml` replaces the pynvml module (tests pass a fake one)."""
     out = CollectorSet(cfg)
     if cfg.nvml:
         from collectors.nvml import NvmlCollector, NvmlUnavailable
@@ -92,7 +95,9 @@ def build_collectors(cfg: RunConfig, sim_metrics_url: str | None = None) -> Coll
         gpus = [g.strip() for g in cfg.gpus.split(",")] if cfg.gpus else None
         sel = [int(g) if g.isdigit() else g for g in gpus] if gpus else None
         try:
-            out.collectors.append(NvmlCollector(gpus=sel, interval_s=1.0 / cfg.sample_hz))
+            out.collectors.append(
+                NvmlCollector(gpus=sel, interval_s=1.0 / cfg.sample_hz, nvml=nvml)
+            )
         except NvmlUnavailable as exc:
             out.notes.append(f"energy not measured: {exc}")
     if cfg.power_agent:

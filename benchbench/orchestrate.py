@@ -47,6 +47,7 @@ def run_benchmark(
     clock: Clock = time.monotonic_ns,
     on_live: LiveCallback | None = None,
     group: RunGroup | None = None,
+    nvml: Any | None = None,
 ) -> RunResult:
     """One measured run, stored under a new run id. `group` ties sweep points or repeats."""
     slos = parse_slos(cfg.slo) if cfg.slo else None
@@ -86,7 +87,7 @@ def run_benchmark(
             group_kind=group.kind if group else None,
         )
         writer = BatchWriter(store, run_id, origin)
-        collectors = build_collectors(cfg, sim_metrics)
+        collectors = build_collectors(cfg, sim_metrics, nvml)
         stats = LiveStats(total=cfg.requests or traffic.max_requests)
         outcome, overhead = _run_loop(
             cfg, traffic, base_url, headers, model, clock, writer, stats, on_live, collectors

@@ -82,50 +82,50 @@ class OpenAIEndpoint:
                 record.error_detail = _snippet(b"".join(pieces))
             return
         done = False
-        key = "delta" if self.api == "chat" else None
+        chat = self.api == "chat"
         event_ns = record.event_ns
         chars = 0
-        for t, data in zip(ev_t, ev_d, strict=True):
-            if data == b"[DONE]":
-                done = True
-                continue
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
+        if ev_d and ev_d[-1] == b"[DONE]":
+            done = True
+            ev_t, ev_d = ev_t[:-1], ev_d[:-1]
+        for t, obj in zip(ev_t, _parse_all(ev_d), strict=True):
+            if type(obj) is not dict:
+                if obj is _DONE:
+                    done = True
+                    continue
                 record.error_kind = record.error_kind or errors.MALFORMED
-                record.error_detail = record.error_detail or _snippet(data)
-                continue
-            if not isinstance(obj, dict):
-                record.error_kind = record.error_kind or errors.MALFORMED
-                record.error_detail = record.error_detail or _snippet(data)
+                record.error_detail = record.error_detail or _snippet(
+                    obj if isinstance(obj, bytes) else repr(obj).encode()
+                )
                 continue
             if "error" in obj:
                 record.error_kind = record.error_kind or errors.STREAM_ERROR
-                record.error_detail = record.error_detail or _snippet(data)
+                record.error_detail = record.error_detail or _snippet(repr(obj).encode())
                 continue
+            choices = obj.get("choices")
+            if choices:
+                choice = choices[0]
+                if chat:
+                    delta = choice.get("delta") or {}
+                    text = (
+                        delta.get("content")
+                        or delta.get("reasoning_content")
+                        or delta.get("reasoning")
+                    )
+                else:
+                    text = choice.get("text")
+                if text:
+                    # A role-only opening chunk carries no text: it does not count as a token.
+                    event_ns.append(t)
+                    chars += len(text)
+                if choice.get("finish_reason"):
+                    done = True
             usage = obj.get("usage")
             if usage:
                 _take_usage(record, usage)
             timings = obj.get("timings")
             if timings:
                 record.server_timings = timings
-            choices = obj.get("choices")
-            if not choices:
-                continue
-            choice = choices[0]
-            if key is None:
-                text = choice.get("text")
-            else:
-                delta = choice.get("delta") or {}
-                text = (
-                    delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning")
-                )
-            if text:
-                # A role-only opening chunk carries no text and so does not count as a token.
-                event_ns.append(t)
-                chars += len(text)
-            if choice.get("finish_reason"):
-                done = True
         record.event_tokens = [None] * len(event_ns)
         record.output_text_chars = chars
         if event_ns:
@@ -137,6 +137,32 @@ class OpenAIEndpoint:
                 record.error_detail = _snippet(rest) if rest else "stream ended without [DONE]"
             elif not event_ns:
                 record.error_kind = errors.NO_TOKENS
+
+
+_DONE = object()
+
+
+def _parse_all(payloads: list[bytes]) -> list[Any]:
+    """All event payloads in one orjson call (one JSON array); per event only if one is bad.
+    A bad payload is returned as its bytes, `[DONE]` as _DONE."""
+    if not payloads:
+        return []
+    try:
+        parsed = orjson.loads(b"[" + b",".join(payloads) + b"]")
+        if len(parsed) == len(payloads):  # a payload like `1,2` would shift the rest
+            return parsed
+    except orjson.JSONDecodeError:
+        pass
+    out: list[Any] = []
+    for p in payloads:
+        if p == b"[DONE]":
+            out.append(_DONE)
+            continue
+        try:
+            out.append(orjson.loads(p))
+        except orjson.JSONDecodeError:
+            out.append(p)
+    return out
 
 
 def _take_usage(record: RequestRecord, usage: dict[str, Any]) -> None:

@@ -103,78 +103,85 @@ class _Conn(asyncio.Protocol):
 
     # parsing -----------------------------------------------------------------------------
     def _feed(self, data: bytes, t: int) -> None:
+        """Parse one read. Every body byte of this read gets the same arrival time, so the
+        payload slices are joined and stored as one piece (one append, not one per chunk)."""
         if self._buf:
             data = self._buf + data
             self._buf = b""
         pos, n = 0, len(data)
-        pieces, times = self.pieces, self.times
-        while pos < n:
-            state = self._state
-            if state == _CHUNK_DATA:
-                take = min(self._remaining, n - pos)
-                pieces.append(data[pos : pos + take] if take != n else data)  # type: ignore[union-attr]
-                times.append(t)  # type: ignore[union-attr]
-                pos += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    self._state = _CHUNK_CRLF
-                    self._remaining = 2
-            elif state == _CHUNK_CRLF:
-                take = min(self._remaining, n - pos)
-                pos += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    self._state = _CHUNK_SIZE
-            elif state == _CHUNK_SIZE:
-                end = data.find(b"\r\n", pos)
-                if end < 0:
-                    self._buf = data[pos:]
-                    return
-                line = data[pos:end].split(b";", 1)[0].strip()
-                pos = end + 2
-                try:
-                    size = int(line, 16)
-                except ValueError:
-                    self.error = f"bad chunk size line {line[:40]!r}"
-                    self.keep_alive = False
-                    self._finish()
-                    return
-                if size == 0:
-                    # Trailers (rare) and the final CRLF are dropped; the next response's head
-                    # parser skips leftover blank lines.
-                    self._finish()
-                    return
-                self._state = _CHUNK_DATA
-                self._remaining = size
-            elif state == _LENGTH:
-                take = min(self._remaining, n - pos)
-                pieces.append(data[pos : pos + take])  # type: ignore[union-attr]
-                times.append(t)  # type: ignore[union-attr]
-                pos += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    self._finish()
-                    return
-            elif state == _UNTIL_CLOSE:
-                pieces.append(data[pos:])  # type: ignore[union-attr]
-                times.append(t)  # type: ignore[union-attr]
-                return
-            elif state == _HEAD:
-                while data.startswith(b"\r\n", pos):
-                    pos += 2
-                end = data.find(b"\r\n\r\n", pos)
-                if end < 0:
-                    self._buf = data[pos:]
-                    if len(self._buf) > 65536:
-                        self.error = "response head larger than 64 KiB"
+        out: list[bytes] = []
+        try:
+            while pos < n:
+                state = self._state
+                if state == _CHUNK_SIZE:
+                    end = data.find(b"\r\n", pos)
+                    if end < 0:
+                        self._buf = data[pos:]
+                        return
+                    try:
+                        size = int(data[pos:end].split(b";", 1)[0], 16)
+                    except ValueError:
+                        self.error = f"bad chunk size line {data[pos:end][:40]!r}"
+                        self.keep_alive = False
                         self._finish()
+                        return
+                    pos = end + 2
+                    if size == 0:
+                        # Trailers (rare) and the final CRLF are dropped; a late CRLF is
+                        # skipped by the next response's head parser.
+                        self._finish()
+                        return
+                    if pos + size + 2 <= n:  # the whole chunk is here: the common case
+                        out.append(data[pos : pos + size])
+                        pos += size + 2
+                    else:
+                        self._state = _CHUNK_DATA
+                        self._remaining = size
+                elif state == _CHUNK_DATA:
+                    take = min(self._remaining, n - pos)
+                    out.append(data[pos : pos + take])
+                    pos += take
+                    self._remaining -= take
+                    if self._remaining == 0:
+                        self._state = _CHUNK_CRLF
+                        self._remaining = 2
+                elif state == _CHUNK_CRLF:
+                    take = min(self._remaining, n - pos)
+                    pos += take
+                    self._remaining -= take
+                    if self._remaining == 0:
+                        self._state = _CHUNK_SIZE
+                elif state == _LENGTH:
+                    take = min(self._remaining, n - pos)
+                    out.append(data[pos : pos + take])
+                    pos += take
+                    self._remaining -= take
+                    if self._remaining == 0:
+                        self._finish()
+                        return
+                elif state == _UNTIL_CLOSE:
+                    out.append(data[pos:])
                     return
-                self._head(data[pos:end])
-                pos = end + 4
-                if self._state == _DONE:
+                elif state == _HEAD:
+                    while data.startswith(b"\r\n", pos):
+                        pos += 2
+                    end = data.find(b"\r\n\r\n", pos)
+                    if end < 0:
+                        self._buf = data[pos:]
+                        if len(self._buf) > 65536:
+                            self.error = "response head larger than 64 KiB"
+                            self._finish()
+                        return
+                    self._head(data[pos:end])
+                    pos = end + 4
+                    if self._state == _DONE:
+                        return
+                else:  # _DONE: bytes after a complete response on this connection; ignore
                     return
-            else:  # _DONE: bytes after a complete response on this connection; ignore
-                return
+        finally:
+            if out:
+                self.pieces.append(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
+                self.times.append(t)  # type: ignore[union-attr]
 
     def _head(self, head: bytes) -> None:
         lines = head.split(b"\r\n")

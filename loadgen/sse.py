@@ -2,11 +2,17 @@
 
 The hot path only timestamps raw body pieces on arrival; splitting them into events happens
 here, once per request, so parsing can never delay a timestamp. An event's time is the arrival
-time of the piece that completed it (its terminating blank line)."""
+time of the piece that completed it (its terminating blank line).
+
+The common shape (single-line `data:` events, LF line ends) is split in one pass over the
+joined body, with piece boundaries mapped to event ends by numpy; anything else (CRLF,
+comments, multi-line data, `event:` fields) takes the general path."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 
 def split_events(
@@ -16,6 +22,37 @@ def split_events(
 
     Payload is the concatenated `data:` lines of each event (comments and other fields dropped).
     """
+    if not pieces:
+        return [], [], b""
+    body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    if b"\r" in body:
+        return _split_general(pieces, times_ns)
+    events = body.split(b"\n\n")
+    rest = events.pop()
+    if not events:
+        return [], [], rest
+    # Single-line events only: the body's newlines are exactly the delimiters (+ the rest's).
+    if body.count(b"\n") != 2 * len(events) + rest.count(b"\n"):
+        return _split_general(pieces, times_ns)
+    payloads = [e[5:].lstrip() if e[:5] == b"data:" else None for e in events]
+    if len(pieces) == 1:
+        t = times_ns[0]
+        out_t = [t] * len(events)
+    else:
+        # Index of each event's last delimiter byte -> the piece holding it.
+        ends = np.cumsum(np.fromiter(map(len, events), np.int64, len(events)) + 2) - 1
+        piece_ends = np.cumsum(np.fromiter(map(len, pieces), np.int64, len(pieces)))
+        which = np.searchsorted(piece_ends, ends, side="right")
+        out_t = np.asarray(times_ns, dtype=np.int64)[which].tolist()
+    if None in payloads:
+        keep = [i for i, p in enumerate(payloads) if p is not None]
+        return [out_t[i] for i in keep], [payloads[i] for i in keep], rest  # type: ignore[misc]
+    return out_t, payloads, rest  # type: ignore[return-value]
+
+
+def _split_general(
+    pieces: Sequence[bytes], times_ns: Sequence[int]
+) -> tuple[list[int], list[bytes], bytes]:
     out_t: list[int] = []
     out_d: list[bytes] = []
     pending = b""
@@ -34,7 +71,7 @@ def split_events(
 
 
 def _data_of(event: bytes) -> bytes | None:
-    if event.startswith(b"data:") and b"\n" not in event:  # the common single-line event
+    if event.startswith(b"data:") and b"\n" not in event:
         return event[5:].strip()
     lines = [ln[5:].strip() for ln in event.split(b"\n") if ln.startswith(b"data:")]
     if not lines:

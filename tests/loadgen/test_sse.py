@@ -20,3 +20,16 @@ def test_an_unterminated_event_is_returned_as_the_rest() -> None:
     _, data, rest = split_events([b"data: a\n\ndata: half"], [1])
     assert data == [b"a"]
     assert rest == b"data: half"
+
+
+def test_fast_and_general_paths_agree_on_piece_boundaries() -> None:
+    body = b"".join(b'data: {"i":%d}\n\n' % i for i in range(50)) + b"data: [DONE]\n\n"
+    # Cut the body into pieces at awkward places, including inside delimiters.
+    cuts = [0, 3, 17, 18, 19, 40, 41, 100, 255, 256, 300, len(body)]
+    pieces = [body[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    times = list(range(100, 100 + len(pieces)))
+    from loadgen.sse import _split_general
+
+    assert split_events(pieces, times) == _split_general(pieces, times)
+    t, data, _ = split_events(pieces, times)
+    assert len(data) == 51 and data[-1] == b"[DONE]"
