@@ -112,11 +112,13 @@ def distribution(con: duckdb.DuckDBPyConnection, run_id: int, name: str) -> Dist
 
 
 def chunk_gaps(con: duckdb.DuckDBPyConnection, run_id: int) -> Distribution:
+    """Gaps between consecutive token-bearing events (token_events.gap_ns, derived from t_ns
+    at ingest) of ok, non-warm-up requests."""
     sql = f"""
-        SELECT (e.t_ns - lag(e.t_ns) OVER (PARTITION BY e.idx ORDER BY e.seq)) / 1e6 AS x
+        SELECT e.gap_ns / 1e6 AS x
         FROM token_events e
-        JOIN (SELECT idx FROM requests
-              WHERE run_id = {int(run_id)} AND error_kind IS NULL AND NOT warmup) r
+        SEMI JOIN (SELECT idx FROM requests
+                   WHERE run_id = {int(run_id)} AND error_kind IS NULL AND NOT warmup) r
           ON e.idx = r.idx
         WHERE e.run_id = {int(run_id)}
     """

@@ -87,6 +87,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN group_kind VARCHAR;  -- 'sweep' | 'repeat' | NULL
         """,
     ),
+    (
+        "003_token_event_gaps",
+        """
+        -- Gap to the previous token-bearing event of the same request (NULL for the first),
+        -- computed at ingest from t_ns, so chunk-gap percentiles need no window function
+        -- over 100M rows.
+        ALTER TABLE token_events ADD COLUMN gap_ns BIGINT;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,6 +19,12 @@ from loadgen.spec import RequestRecord
 _STOP = object()
 
 
+def _first_mask(total: int, first: np.ndarray) -> np.ndarray:
+    mask = np.zeros(total, dtype=bool)
+    mask[first] = True
+    return mask
+
+
 class BatchWriter:
     """Owns a cursor of the store; `add_*` are cheap and thread-safe, `flush` hands a batch over."""
 
@@ -128,6 +134,10 @@ class BatchWriter:
                 chain.from_iterable(r.event_ns for r in records), dtype=np.int64, count=total
             )
             t -= self._origin
+            gaps = np.empty_like(t)
+            gaps[1:] = t[1:] - t[:-1]
+            first = np.cumsum(counts) - counts  # index of each request's first event
+            first = first[counts > 0]
             starts = np.repeat(np.cumsum(counts) - counts, counts)
             seq = np.arange(total, dtype=np.int64) - starts
             idx_rep = np.repeat(np.fromiter((r.index for r in records), np.int64, n), counts)
@@ -144,6 +154,7 @@ class BatchWriter:
                     "seq": pa.array(seq.astype(np.int32)),
                     "t_ns": pa.array(t),
                     "tokens": tokens,
+                    "gap_ns": pa.array(gaps, mask=_first_mask(total, first)),
                 }
             )
             self._con.from_arrow(events).insert_into("token_events")
