@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.live import Live
 
 from benchbench.errors import BenchError
+
+if TYPE_CHECKING:
+    from benchbench.config import RunConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -55,9 +58,13 @@ def run_command(
         list[str], typer.Option(help="Extra header 'Name: value' (repeatable).")
     ] = [],  # noqa: B006
     concurrency: Annotated[
-        int | None, typer.Option(help="Closed loop: requests kept in flight.")
+        str | None,
+        typer.Option(help="Closed loop: requests kept in flight; a list (1,4,16,64) sweeps them."),
     ] = None,
-    rate: Annotated[float | None, typer.Option(help="Open loop: requests per second.")] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(help="Open loop: requests per second; a list (1,2,4,8) sweeps them."),
+    ] = None,
     arrival: Annotated[
         str,
         typer.Option(
@@ -101,15 +108,66 @@ def run_command(
     system_prompt_tokens: Annotated[
         int, typer.Option(help="Shared system prompt length (tokens).")
     ] = 0,
+    system_prompt_share: Annotated[
+        float,
+        typer.Option(help="Fraction of requests carrying the shared system prompt (0..1)."),
+    ] = 1.0,
+    session_turns: Annotated[
+        str | None,
+        typer.Option(
+            help="Multi-turn sessions carrying their history: turns per session (N or a "
+            "length spec); closed loop, one session per concurrency slot."
+        ),
+    ] = None,
+    exact_lengths: Annotated[
+        str,
+        typer.Option(
+            help="Fit prompts to exact token counts: auto, server (/tokenize), tokenizer "
+            "(--tokenizer), off."
+        ),
+    ] = "auto",
+    tokenizer: Annotated[
+        str | None, typer.Option(help="A Hugging Face tokenizer.json for --exact-lengths.")
+    ] = None,
     ignore_eos: Annotated[
         bool, typer.Option(help="Ask the server to generate exactly max_tokens.")
     ] = True,
     dataset: Annotated[
         str | None, typer.Option(help="Prompts from a ShareGPT JSON, JSONL or text file.")
     ] = None,
+    dataset_turns: Annotated[
+        str,
+        typer.Option(help="Dataset conversations: first user turn, or all turns with history."),
+    ] = "first",
     trace: Annotated[
         str | None,
         typer.Option(help="Replay a timestamped trace file (Azure, BurstGPT, Mooncake, ...)."),
+    ] = None,
+    trace_format: Annotated[
+        str | None,
+        typer.Option(help="Trace format (default: sniffed): azure, burstgpt, mooncake, ..."),
+    ] = None,
+    trace_start: Annotated[
+        float, typer.Option(help="Replay from this many seconds into the trace.")
+    ] = 0.0,
+    trace_duration: Annotated[
+        float | None, typer.Option(help="Replay this many seconds of trace time.")
+    ] = None,
+    trace_offset: Annotated[
+        float, typer.Option(help="Seconds of run time before the first replayed request.")
+    ] = 0.0,
+    speedup: Annotated[
+        float, typer.Option(help="Replay faster: trace seconds per run second (10 = 10x).")
+    ] = 1.0,
+    rate_scale: Annotated[
+        float | None,
+        typer.Option(help="Replay at this multiple of the trace's rate, keeping its duration."),
+    ] = None,
+    trace_model: Annotated[
+        str | None, typer.Option(help="BurstGPT: replay only this model's rows.")
+    ] = None,
+    trace_log_type: Annotated[
+        str | None, typer.Option(help="BurstGPT: replay only this log type's rows.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for lengths, prompts and the schedule.")] = 0,
     stream: Annotated[bool, typer.Option(help="Stream responses (SSE).")] = True,
@@ -182,17 +240,18 @@ def run_command(
 ) -> None:
     """Benchmark an endpoint (or the built-in simulator) and store every request."""
     from benchbench.config import make_config
-    from benchbench.console import live_line, print_summary
-    from benchbench.orchestrate import run_benchmark
+    from benchbench.sweep import parse_list
 
+    rates = parse_list(rate, "--rate", float)
+    concurrencies = parse_list(concurrency, "--concurrency", int)
     cfg = make_config(
         endpoint=endpoint,
         api=api,
         model=model,
         api_key=api_key or os.environ.get("OPENAI_API_KEY") or None,
         headers=_parse_headers(header),
-        concurrency=concurrency,
-        rate=rate,
+        concurrency=concurrencies[0] if concurrencies else None,
+        rate=rates[0] if rates else None,
         arrival=arrival,
         burstiness=burstiness,
         max_rate=max_rate,
@@ -205,9 +264,22 @@ def run_command(
         input_len=input_len,
         output_len=output_len,
         system_prompt_tokens=system_prompt_tokens,
+        system_prompt_share=system_prompt_share,
+        session_turns=session_turns,
+        exact_lengths=exact_lengths,
+        tokenizer=tokenizer,
         ignore_eos=ignore_eos,
         dataset=dataset,
+        dataset_turns=dataset_turns,
         trace=trace,
+        trace_format=trace_format,
+        trace_start_s=trace_start,
+        trace_duration_s=trace_duration,
+        trace_offset_s=trace_offset,
+        speedup=speedup,
+        rate_scale=rate_scale,
+        trace_model=trace_model,
+        trace_log_type=trace_log_type,
         seed=seed,
         stream=stream,
         transport=transport,
@@ -233,16 +305,37 @@ def run_command(
         name=name,
         db=db,
     )
+    if (rates and len(rates) > 1) or (concurrencies and len(concurrencies) > 1):
+        from benchbench.cli_traffic import run_group
+
+        run_group(cfg, rates, concurrencies, quiet=quiet, as_json=as_json)
+        return
+    if cfg.repeat > 1:
+        from benchbench.cli_traffic import run_group
+
+        run_group(cfg, None, None, quiet=quiet, as_json=as_json)
+        return
+    _run_one(cfg, quiet=quiet, as_json=as_json)
+
+
+def _run_one(cfg: RunConfig, *, quiet: bool, as_json: bool) -> None:
+    from benchbench.cli_traffic import print_traffic_notes
+    from benchbench.console import live_line, print_summary
+    from benchbench.sweep import measure, write_report
+
     console = Console(stderr=as_json)
     if quiet or as_json or not console.is_terminal:
-        result = run_benchmark(cfg)
+        result = measure(cfg)
     else:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
-            result = run_benchmark(cfg, on_live=lambda s, now: live.update(live_line(s, now)))
+            result = measure(cfg, on_live=lambda s, now: live.update(live_line(s, now)))
     if as_json:
         print(json.dumps(result.summary.to_dict(), default=str))
     else:
         print_summary(Console(), result.summary, result.header)
+        print_traffic_notes(Console(), result.summary)
+    if cfg.report:
+        Console(stderr=True).print(write_report(cfg.db, [result.run_id], cfg.report))
     if result.outcome.interrupted:
         raise typer.Exit(130)
 

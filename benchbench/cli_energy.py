@@ -22,25 +22,29 @@ def agent_command(
     gpus: Annotated[str | None, typer.Option(help="GPU indices, e.g. 0,1 (default: all).")] = None,
 ) -> None:
     """Serve read-only NVML snapshots (GET /snapshot) for `bench run --power-agent URL`."""
-    from collectors.agent import serve_agent
+    from collectors.agent import make_agent_server
     from collectors.nvml import NvmlUnavailable
 
     selection = (
         [int(g) if g.strip().isdigit() else g.strip() for g in gpus.split(",")] if gpus else None
     )
+    try:
+        server = make_agent_server(host=host, port=port, token=token, gpus=selection)
+    except (NvmlUnavailable, ValueError) as exc:
+        raise BenchError(str(exc)) from None
     err = Console(stderr=True)
     if host not in ("127.0.0.1", "::1", "localhost") and not token:
         err.print(
             f"[yellow]warning:[/] serving on {host} without --token: anyone who can reach "
             "this port can read the GPU readings"
         )
-    err.print(f"bench agent on http://{host}:{port}/snapshot (Ctrl-C to stop)")
+    err.print(f"bench agent on {server.url}/snapshot (Ctrl-C to stop)")
     try:
-        serve_agent(host=host, port=port, token=token, gpus=selection)
-    except NvmlUnavailable as exc:
-        raise BenchError(str(exc)) from None
-    except OSError as exc:
-        raise BenchError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def register(app: typer.Typer) -> None:

@@ -76,11 +76,17 @@ def cost_inputs(cfg: RunConfig, gpu_names: list[str]) -> CostInputs:
 
 
 def validate_prices(cfg: RunConfig) -> None:
-    """Check the price flags before the run, so a typo costs no measurement."""
+    """Check the price flags before the run, so a typo costs no measurement. (A --gpu-price
+    without --gpu-count passes here: NVML may still count the GPUs.)"""
     try:
         cost_inputs(cfg, ["GPU"] if cfg.gpu_price and not cfg.gpu_count else [])
     except ValueError as exc:
         raise BenchError(str(exc)) from None
+    if cfg.instance_price is not None and cfg.gpu_count is None:
+        raise BenchError(
+            "--instance-price is for the whole instance: also give --gpu-count "
+            "(the GPUs serving the endpoint)"
+        )
 
 
 def build_collectors(
@@ -207,9 +213,16 @@ def energy_and_cost(
             "output_tokens_per_j": energy.output_tokens_per_j,
             "tokens_per_j": energy.tokens_per_j,
             "warnings": list(energy.warnings),
+            # A collector that died mid-run leaves a window its samples do not cover: the
+            # figures are then lower bounds, and the gate and reports must say so.
+            "partial": any("cover only" in w for w in energy.warnings),
         }
         kwh = energy.gross_kwh
-    inputs = cost_inputs(cfg, cs.gpu_names())
+    try:
+        inputs = cost_inputs(cfg, cs.gpu_names())
+    except ValueError as exc:  # e.g. --gpu-price without --gpu-count and no GPU detected
+        result["cost"] = {"unavailable": f"cost not computed: {exc}"}
+        return result
     cost = compute_cost(inputs, window_s, out_tok, in_tok, reqs, kwh)
     if cost.source is None and cost.energy_cost_usd is None:
         result["cost"] = {

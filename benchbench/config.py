@@ -39,11 +39,26 @@ class RunConfig(BaseModel):
     workload: str | None = None  # a length preset name
     input_len: str = "lognormal:median=512,sigma=0.6,max=4096"
     output_len: str = "lognormal:median=128,sigma=0.5,max=1024"
-    system_prompt_tokens: int = Field(default=0, ge=0)
+    system_prompt_tokens: int = Field(default=0, ge=0)  # 0 with --workload agent: its own
+    system_prompt_share: float = Field(default=1.0, ge=0, le=1)  # requests sharing it
+    session_turns: str | None = None  # multi-turn sessions: turns per session (a length spec)
     ignore_eos: bool = True
     seed: int = 0
     dataset: str | None = None
+    dataset_turns: Literal["first", "all"] = "first"
+    exact_lengths: Literal["auto", "server", "tokenizer", "off"] = "auto"
+    tokenizer: str | None = None  # a Hugging Face tokenizer.json for exact lengths
+
+    # Trace replay
     trace: str | None = None
+    trace_format: str | None = None
+    trace_start_s: float = Field(default=0.0, ge=0)
+    trace_duration_s: float | None = Field(default=None, gt=0)
+    trace_offset_s: float = Field(default=0.0, ge=0)
+    speedup: float = Field(default=1.0, gt=0)
+    rate_scale: float | None = Field(default=None, gt=0)
+    trace_model: str | None = None  # BurstGPT filters
+    trace_log_type: str | None = None
 
     # Store and output
     db: str = "bench.duckdb"
@@ -92,6 +107,11 @@ class RunConfig(BaseModel):
         if self.concurrency is not None and self.rate is not None:
             raise ValueError(
                 "give either --concurrency (closed loop) or --rate (open loop), not both"
+            )
+        if self.session_turns is not None and (self.rate is not None or self.trace is not None):
+            raise ValueError(
+                "--session-turns runs closed loop (each slot drives one session): "
+                "give --concurrency, not --rate or --trace"
             )
         if self.requests is None and self.duration_s is None and self.trace is None:
             object.__setattr__(self, "requests", 100)

@@ -121,7 +121,7 @@ def _extra_line(key: str, d: dict[str, Any]) -> str:
     if key == "energy":
         if d.get("unavailable"):
             return str(d["unavailable"])
-        return (
+        return ("PARTIAL (samples do not cover the window): " if d.get("partial") else "") + (
             f"{_fmt(d.get('j_per_output_token'), 3)} J/output token, "
             f"{_fmt(d.get('avg_power_w'), 0)} W avg, {_fmt(d.get('gross_j'), 0)} J gross "
             f"({d.get('source', '?')})"

@@ -79,6 +79,7 @@ def run_benchmark(
             requested_rate=cfg.rate,
             concurrency=cfg.concurrency,
             seed=cfg.seed,
+            fingerprint=traffic.description.get("fingerprint"),
             config=cfg.public_dict(),
             versions=_versions(),
             host={"hostname": socket.gethostname(), "platform": platform.platform()},

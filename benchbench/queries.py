@@ -33,7 +33,8 @@ def list_runs(db: str) -> list[dict[str, Any]]:
     store = open_store(db, read_only=True)
     try:
         rows = store.con.execute(
-            """SELECT r.run_id, r.created_at, r.status, r.endpoint, r.model, r.load_mode,
+            """SELECT r.run_id, strftime(r.created_at, '%Y-%m-%d %H:%M:%S') AS created_at,
+                      r.status, r.endpoint, r.model, r.load_mode,
                       r.requested_rate, r.concurrency, r.name,
                       count(q.idx) FILTER (WHERE NOT q.warmup) AS requests,
                       count(q.idx) FILTER (WHERE NOT q.warmup AND q.error_kind IS NULL) AS ok

@@ -56,7 +56,8 @@ class SessionWorkload:
         if self.api not in ("chat", "completions"):
             raise ValueError(f"api must be 'chat' or 'completions', got {self.api!r}")
         if not 0.0 <= self.system_prompt_share <= 1.0:
-            raise ValueError(f"system prompt share must be in [0, 1], got {self.system_prompt_share}")
+            share = self.system_prompt_share
+            raise ValueError(f"system prompt share must be in [0, 1], got {share}")
         if self.system_prompt_tokens < 0:
             raise ValueError(f"system prompt tokens must be >= 0, got {self.system_prompt_tokens}")
 

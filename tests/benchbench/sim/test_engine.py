@@ -26,9 +26,11 @@ TIMED = SimConfig(
 )
 
 
-async def _timed_stream(client: httpx.AsyncClient, url: str, max_tokens: int) -> list[int]:
-    """Send-stamp offsets (ns after our request) of each token-bearing event."""
-    sent_ns = time.monotonic_ns()
+async def _timed_stream(
+    client: httpx.AsyncClient, url: str, max_tokens: int, origin_ns: int | None = None
+) -> list[int]:
+    """Send-stamp offsets (ns after our request, or after origin_ns) of each token event."""
+    sent_ns = time.monotonic_ns() if origin_ns is None else origin_ns
     payload = {"prompt": "a b c", "max_tokens": max_tokens, "stream": True}
     events = await stream_events(client, url, payload)
     return [e["bb_send_ns"] - sent_ns for _, e in events if e != "[DONE]" and text_of(e)]
@@ -51,7 +53,9 @@ def test_a_lone_stream_takes_prefill_plus_one_step_per_token() -> None:
 def test_requests_beyond_max_batch_wait_in_fifo_for_a_free_slot() -> None:
     async def body(sim: SimServer, client: httpx.AsyncClient):
         url = f"{sim.base_url}/completions"
-        return await asyncio.gather(*(_timed_stream(client, url, 5) for _ in range(4)))
+        # One origin for all four: comparing streams needs one time axis.
+        origin = time.monotonic_ns()
+        return await asyncio.gather(*(_timed_stream(client, url, 5, origin) for _ in range(4)))
 
     streams = sorted(with_sim(TIMED, body), key=lambda offsets: offsets[0])
     early, late = streams[:2], streams[2:]

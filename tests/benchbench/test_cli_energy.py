@@ -1,0 +1,106 @@
+"""`bench run` and `bench agent` as a user runs them (subprocess) on a host without a usable
+GPU: energy is said to be unmeasured in one line, cost is still computed from the given
+price, and bad input is one line and exit code 2, never a traceback.
+
+CUDA_VISIBLE_DEVICES="" hides any GPU, so these tests mean the same on a GPU host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+BENCH = [sys.executable, "-m", "benchbench.cli"]
+# Wide lines: rich wraps at the terminal width, 80 columns when output is not a terminal.
+ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "COLUMNS": "200"}
+
+
+def bench(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BENCH, *args], capture_output=True, text=True, env=ENV, timeout=timeout_s
+    )
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_run_without_a_gpu_says_energy_was_not_measured_and_prices_the_run(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "b.duckdb"
+    done = bench("run", "--requests", "10", "-q", "--gpu-price", "2", "--gpu-count", "1",
+                 "--db", str(db))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = lines(done.stdout)
+    energy = [line for line in out if "energy not measured" in line]
+    assert len(energy) == 1, done.stdout
+    assert energy[0].split()[0] == "energy"
+    cost = [line for line in out if line.startswith("cost ")]
+    assert len(cost) == 1, done.stdout
+    match = re.search(r"\$([0-9.]+) per 1M output tokens", cost[0])
+    assert match, cost[0]
+    with duckdb.connect(str(db), read_only=True) as con:
+        (extra,) = con.execute("SELECT extra FROM runs").fetchone()
+    stored = json.loads(extra)
+    assert "energy not measured" in stored["energy"]["unavailable"]
+    c = stored["cost"]
+    assert c["price_source"] == "user" and c["usd_per_hour"] == 2.0
+    # $ per 1M output tokens = price x GPUs x window hours / output tokens x 1e6, as printed.
+    expected = 2.0 * 1 * (c["window_s"] / 3600) / c["output_tokens"] * 1e6
+    assert c["usd_per_1m_output_tokens"] == pytest.approx(expected, rel=1e-9)
+    assert float(match.group(1)) == pytest.approx(expected, abs=0.0005)
+
+
+def test_gpu_price_without_a_count_and_no_gpu_keeps_the_run_and_says_why(
+    tmp_path: Path,
+) -> None:
+    # NVML might have counted the GPUs; it found none, so there is no price per token, but
+    # the measured run is kept and printed.
+    done = bench("run", "--requests", "5", "--sim-fast", "-q", "--gpu-price", "2",
+                 "--db", str(tmp_path / "c.duckdb"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    cost = [line for line in lines(done.stdout) if line.startswith("cost ")]
+    assert len(cost) == 1 and "also give --gpu-count" in cost[0], done.stdout
+    assert "sent 5 = ok 5" in done.stdout
+
+
+def test_agent_without_nvml_exits_2_with_an_error_line_and_no_traceback() -> None:
+    done = bench("agent", "--port", "0", timeout_s=30)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    errors = [line for line in lines(output) if line.startswith("error:")]
+    assert len(errors) == 1 and ("NVML" in errors[0] or "GPU" in errors[0]), output
+
+
+def test_agent_without_nvml_prints_nothing_but_the_error() -> None:
+    done = bench("agent", "--port", "0", timeout_s=30)
+    assert len(lines(done.stdout + done.stderr)) == 1, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--gpu-price", "-1"], "--gpu-price"),
+        (["--instance-price", "10"], "--gpu-count"),
+        (["--gpu-price", "2", "--instance-price", "9", "--gpu-count", "1"], "not both"),
+        (["--pue", "0.5"], "--pue"),
+    ],
+)
+def test_bad_price_flags_exit_2_with_one_line_before_any_measurement(
+    tmp_path: Path, flags: list[str], says: str
+) -> None:
+    db = tmp_path / "never.duckdb"
+    done = bench("run", "--requests", "5", "-q", *flags, "--db", str(db))
+    output = lines(done.stdout + done.stderr)
+    assert done.returncode == 2, output
+    assert len(output) == 1 and output[0].startswith("error:") and says in output[0], output
+    assert not db.exists()  # nothing was started or stored

@@ -1,0 +1,323 @@
+"""Energy and cost end to end: `run_benchmark` against the simulator in its own process, with
+a scripted fake NVML (2 GPUs drawing 100 W each while idle and 300 W each under load), a fake
+that fails mid-run, the simulator's own /metrics, and a power agent on loopback.
+
+The fake NVML and the run share one clock, so the expected joules are hand arithmetic:
+watts x seconds of the stored windows.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from benchbench.config import make_config
+from benchbench.orchestrate import RunResult, run_benchmark
+from benchbench.sim import SimConfig, SimProcess
+from collectors.agent import make_agent_server
+from tests.collectors.fake_nvml import FakeGpu, FakeNvml
+
+IDLE_W = 100.0  # per GPU
+LOAD_W = 300.0  # per GPU
+GPUS = 2
+IDLE_S = 0.5
+SAMPLE_HZ = 100.0  # the collector's top rate: 10 ms between counter readings
+GPU_PRICE = 2.0  # USD per GPU-hour
+KWH_PRICE = 0.15
+PUE = 1.2
+FAR_FUTURE_S = 1e9
+
+
+class LoadSwitchClock:
+    """The run's clock (integer ns since construction); it also tells the fake GPUs when the
+    load begins.
+
+    The orchestrator reads the clock on the calling thread right before and right after its
+    idle sleep and nowhere in between, so the first reading on that thread after a gap of at
+    least `gap_s` is the end of the idle phase. `on_load(t_ns)` is called once, with that
+    reading, before the orchestrator gets it back: every sample stamped before it saw idle
+    power, every sample after it load power. The fake NVML reads `now` (never switches).
+    """
+
+    def __init__(self, on_load: Callable[[int], None], gap_s: float = 0.9 * IDLE_S) -> None:
+        self._base = time.monotonic_ns()
+        self._owner = threading.get_ident()
+        self._gap_ns = int(gap_s * 1e9)
+        self._on_load = on_load
+        self._last: int | None = None
+        self.origin_ns: int | None = None  # the orchestrator's first reading: the run origin
+        self.load_from_ns: int | None = None
+
+    def now(self) -> int:
+        return time.monotonic_ns() - self._base
+
+    def __call__(self) -> int:
+        t = self.now()
+        if threading.get_ident() == self._owner and self.load_from_ns is None:
+            if self.origin_ns is None:
+                self.origin_ns = t
+            elif self._last is not None and t - self._last >= self._gap_ns:
+                self.load_from_ns = t
+                self._on_load(t)
+            self._last = t
+        return t
+
+
+def scripted_gpus() -> list[FakeGpu]:
+    # Two steps from the start so that switching is an attribute swap of an equal-length list
+    # (the collector thread may be integrating the steps at that moment).
+    return [
+        FakeGpu(uuid=f"GPU-{i}{i}{i}{i}", steps=[(0.0, IDLE_W), (FAR_FUTURE_S, LOAD_W)])
+        for i in range(GPUS)
+    ]
+
+
+def switch_to_load(gpus: list[FakeGpu]) -> Callable[[int], None]:
+    def on_load(t_ns: int) -> None:
+        for gpu in gpus:
+            gpu.steps = [(0.0, IDLE_W), (t_ns / 1e9, LOAD_W)]
+
+    return on_load
+
+
+@pytest.fixture(scope="module")
+def sim_url() -> Iterator[str]:
+    """Fixed timings: a request of 30 output tokens takes ~155 ms; a run of 24 at
+    concurrency 4 lasts ~1 s."""
+    cfg = SimConfig(
+        prefill_base_ms=5,
+        prefill_ms_per_token=0,
+        decode_base_ms=5,
+        decode_ms_per_seq=0,
+        max_batch=64,
+    )
+    with SimProcess(cfg) as sim:
+        yield sim.base_url
+
+
+def energy_run(url: str, db: Path, clock: LoadSwitchClock, nvml: FakeNvml, **kw: Any) -> RunResult:
+    cfg = make_config(
+        endpoint=url,
+        db=str(db),
+        concurrency=4,
+        requests=24,
+        input_len="50",
+        output_len="30",
+        gpus="0,1",  # explicit: CUDA_VISIBLE_DEVICES on the test host must not select
+        idle_seconds=IDLE_S,
+        sample_hz=SAMPLE_HZ,
+        gpu_price=GPU_PRICE,
+        kwh_price=KWH_PRICE,
+        pue=PUE,
+        **kw,
+    )
+    return run_benchmark(cfg, clock=clock, nvml=nvml)
+
+
+def rows(db: Path, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql, params).fetchall()
+
+
+def output_tokens_in_window(db: Path, run_id: int, t0: int, t1: int) -> int:
+    """Each ok request's output tokens in proportion to its token events inside [t0, t1]."""
+    total = 0.0
+    requests = rows(
+        db,
+        "SELECT idx, output_tokens FROM requests WHERE run_id = ? AND error_kind IS NULL",
+        [run_id],
+    )
+    for idx, out in requests:
+        times = [
+            t
+            for (t,) in rows(
+                db, "SELECT t_ns FROM token_events WHERE run_id = ? AND idx = ?", [run_id, idx]
+            )
+        ]
+        total += out * sum(t0 <= t <= t1 for t in times) / len(times)
+    return round(total)
+
+
+def test_energy_and_cost_of_a_run_match_hand_arithmetic(sim_url: str, tmp_path: Path) -> None:
+    gpus = scripted_gpus()
+    clock = LoadSwitchClock(switch_to_load(gpus))
+    db = tmp_path / "e.duckdb"
+    result = energy_run(sim_url, db, clock, FakeNvml(gpus, clock=clock.now))
+    s = result.summary
+    assert s.sent == s.ok == 24
+    assert clock.origin_ns is not None and clock.load_from_ns is not None
+    e, c = s.extra["energy"], s.extra["cost"]
+    assert e["source"] == "nvml_counter"
+    assert e["gpus"] == ["0", "1"]
+
+    # The clock switched the GPUs exactly at the stored end of the idle window, and the
+    # measurement window (first to last send) lies wholly after it.
+    i0, i1 = e["idle_window_ns"]
+    assert i1 == clock.load_from_ns - clock.origin_ns
+    assert (i1 - i0) / 1e9 == pytest.approx(IDLE_S, abs=0.1)
+    t0, t1 = e["window_start_ns"], e["window_end_ns"]
+    assert i1 <= t0 < t1
+    window_s = (t1 - t0) / 1e9
+    assert e["window_s"] == pytest.approx(window_s, rel=1e-9)
+
+    # Constant power inside each window. The counter is read at the window edges by linear
+    # interpolation between samples 10 ms apart; a pair straddling the switch is off by at
+    # most 400 W x 10 ms / 4 = 1 J (0.2% of the ~600 J window, 1% of the ~100 J idle phase).
+    assert e["gross_j"] == pytest.approx(GPUS * LOAD_W * window_s, rel=0.005)
+    assert e["avg_power_w"] == pytest.approx(GPUS * LOAD_W, rel=0.005)
+    assert e["avg_power_w_per_gpu"] == pytest.approx(LOAD_W, rel=0.005)
+    assert e["idle_w"] == pytest.approx(GPUS * IDLE_W, rel=0.02)
+    assert e["net_j"] == pytest.approx(e["gross_j"] - e["idle_w"] * window_s, rel=1e-9)
+    assert e["net_j"] == pytest.approx(GPUS * (LOAD_W - IDLE_W) * window_s, rel=0.02)
+    assert e["warnings"] == []
+
+    out = output_tokens_in_window(db, s.run_id, t0, t1)
+    assert 0 < out <= s.output_tokens
+    assert e["output_tokens"] == c["output_tokens"] == out
+    assert e["j_per_output_token"] == pytest.approx(e["gross_j"] / out, rel=1e-9)
+    assert e["kwh_per_1m_output_tokens"] == pytest.approx(e["gross_j"] / out / 3.6e6 * 1e6)
+
+    # Cost: GPU-hours of the window at the given price, per token; energy priced separately.
+    assert c["price_source"] == "user"
+    assert c["usd_per_hour"] == pytest.approx(GPU_PRICE * GPUS)  # GPU count from NVML
+    assert c["window_s"] == pytest.approx(window_s, rel=1e-9)
+    assert c["usd_per_1m_output_tokens"] == pytest.approx(
+        GPU_PRICE * GPUS * (window_s / 3600) / out * 1e6, rel=1e-9
+    )
+    kwh = e["gross_j"] / 3.6e6
+    assert c["energy_kwh"] == pytest.approx(kwh, rel=1e-9)
+    assert c["energy_cost_usd"] == pytest.approx(kwh * PUE * KWH_PRICE, rel=1e-9)
+    assert c["energy_usd_per_1m_output_tokens"] == pytest.approx(
+        kwh * PUE * KWH_PRICE / out * 1e6, rel=1e-9
+    )
+
+    # The samples are on the run clock: idle power before the switch, load power from the
+    # first send on, and they span the idle phase and the whole measurement window.
+    power = rows(
+        db,
+        """SELECT device, t_ns, value FROM samples
+           WHERE run_id = ? AND collector = 'nvml' AND metric = 'power_instant_w'""",
+        [s.run_id],
+    )
+    assert {d for d, _, _ in power} == {"0", "1"}
+    assert all(w == IDLE_W for _, t, w in power if t < i1)
+    assert all(w == LOAD_W for _, t, w in power if t >= t0)
+    times = [t for _, t, _ in power]
+    ended_ns = rows(db, "SELECT ended_ns FROM runs WHERE run_id = ?", [s.run_id])[0][0]
+    assert 0 <= min(times) <= i0 + 50_000_000  # the collector starts before the idle phase
+    assert max(times) >= t1
+    # ended_ns is the runner's end; the collectors stop just after it (one reading may land).
+    assert max(times) <= ended_ns + 50_000_000
+    # 100 Hz x 2 GPUs, at least half of it on a busy 2-core machine.
+    assert len(power) >= 0.5 * SAMPLE_HZ * GPUS * (window_s + IDLE_S)
+
+
+def test_nvml_failing_mid_run_degrades_the_collector_and_the_load_completes(
+    sim_url: str, tmp_path: Path
+) -> None:
+    gpus = scripted_gpus()
+    switch = switch_to_load(gpus)
+
+    def on_load(t_ns: int) -> None:
+        switch(t_ns)
+        fake.fail_from_s = t_ns / 1e9 + 0.2  # NVML breaks 200 ms into the load
+
+    clock = LoadSwitchClock(on_load)
+    fake = FakeNvml(gpus, clock=clock.now)
+    db = tmp_path / "d.duckdb"
+    result = energy_run(sim_url, db, clock, fake)
+    s = result.summary
+    assert s.sent == s.ok == 24
+    assert s.status == "complete"
+    degraded = s.extra["collectors"]["nvml"]["degraded"]
+    assert "stopped after 3 consecutive failures" in degraded and "Unknown Error" in degraded
+    assert any(w.startswith("collector nvml degraded:") for w in s.extra["warnings"])
+    stored_warnings = json.loads(
+        rows(db, "SELECT warnings FROM runs WHERE run_id = ?", [s.run_id])[0][0]
+    )
+    assert any("collector nvml degraded" in w for w in stored_warnings)
+
+    # What was read before the failure is kept; nothing is stamped after it.
+    assert clock.origin_ns is not None and fake.fail_from_s is not None
+    fail_ns = round(fake.fail_from_s * 1e9) - clock.origin_ns
+    ((n, last_t),) = rows(
+        db,
+        "SELECT count(*), max(t_ns) FROM samples WHERE run_id = ? AND collector = 'nvml'",
+        [s.run_id],
+    )
+    assert n > 0 and last_t < fail_ns
+    # The window outlives the samples: the energy figure says it is an underestimate.
+    e = s.extra["energy"]
+    assert any("cover only" in w for w in e["warnings"]), e
+
+
+def test_the_simulators_metrics_are_scraped_when_no_endpoint_is_given(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    result = run_benchmark(
+        make_config(db=str(db), requests=20, nvml=False, sim_fast=True, scrape_interval_s=0.1)
+    )
+    assert result.summary.sent == result.summary.ok == 20
+    metrics = rows(
+        db,
+        """SELECT DISTINCT device, metric FROM samples
+           WHERE run_id = ? AND collector = 'prometheus'""",
+        [result.run_id],
+    )
+    assert metrics, "no Prometheus samples from the simulator"
+    assert all(m.startswith("sim:") for _, m in metrics)
+    assert {"sim:prompt_tokens_total", "sim:generation_tokens_total"} <= {m for _, m in metrics}
+    assert all(d.endswith("/metrics") for d, _ in metrics)
+
+
+def test_power_agent_on_loopback_is_the_energy_source(sim_url: str, tmp_path: Path) -> None:
+    base = time.monotonic_ns()
+    remote = FakeNvml(
+        [FakeGpu(uuid=f"GPU-{i}", steps=[(0.0, LOAD_W)]) for i in range(GPUS)],
+        clock=lambda: time.monotonic_ns() - base,
+    )
+    agent = make_agent_server(port=0, token="s3cret", nvml=remote)
+    thread = threading.Thread(target=agent.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    db = tmp_path / "a.duckdb"
+    try:
+        result = run_benchmark(
+            make_config(
+                endpoint=sim_url,
+                db=str(db),
+                concurrency=4,
+                requests=16,
+                input_len="50",
+                output_len="30",
+                nvml=False,
+                power_agent=agent.url,
+                power_agent_token="s3cret",
+                idle_seconds=0.3,
+                sample_hz=50,
+            )
+        )
+    finally:
+        agent.shutdown()
+        agent.server_close()
+        thread.join(5.0)
+    s = result.summary
+    assert s.sent == s.ok == 16
+    e = s.extra["energy"]
+    assert "agent" in e["source"]
+    # Constant power; agent samples are stamped when each reply arrives, a ms or so after
+    # the remote reading, which moves the edge readings by about 600 W x 1 ms.
+    assert e["avg_power_w"] == pytest.approx(GPUS * LOAD_W, rel=0.02)
+    assert e["idle_w"] == pytest.approx(GPUS * LOAD_W, rel=0.02)
+    assert len(s.extra["collectors"]["agent"]["gpus"]) == GPUS
+    (config,) = rows(db, "SELECT config FROM runs WHERE run_id = ?", [s.run_id])[0]
+    assert "s3cret" not in config and json.loads(config)["power_agent_token"] == "***"
+    (n,) = rows(
+        db, "SELECT count(*) FROM samples WHERE run_id = ? AND collector = 'agent'", [s.run_id]
+    )[0]
+    assert n > 0

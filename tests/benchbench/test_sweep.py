@@ -1,0 +1,104 @@
+"""Sweeps and repeats: one stored run per point, grouped; goodput per point; a rate sweep stops
+climbing at the first over-saturated point. The simulator runs 2 sequences at a time, 10
+tokens at 10 ms a step: 100 ms a request, so it completes at most 20 requests/s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from benchbench.config import make_config
+from benchbench.metrics import Distribution, RunSummary
+from benchbench.sim import SimConfig, SimProcess
+from benchbench.sweep import PointCheck, parse_list, run_repeats, run_sweep, saturation
+
+CAPACITY_RPS = 20.0
+
+
+@pytest.fixture(scope="module")
+def small_sim() -> Iterator[str]:
+    cfg = SimConfig(
+        prefill_base_ms=0, prefill_ms_per_token=0, decode_base_ms=10, decode_ms_per_seq=0,
+        max_batch=2,
+    )  # fmt: skip
+    with SimProcess(cfg) as sim:
+        yield sim.base_url
+
+
+def _cfg(url: str, db: Path, **kw):
+    args = dict(
+        endpoint=url, db=str(db), input_len="20", output_len="10", arrival="constant",
+        exact_lengths="off",
+    )  # fmt: skip
+    args.update(kw)
+    return make_config(**args)
+
+
+def test_rate_sweep_is_grouped_stops_at_saturation_and_scores_goodput(
+    small_sim: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "s.duckdb"
+    cfg = _cfg(small_sim, db, requests=16, rate=10, slo="ttft_p99_ms=60")
+    group = run_sweep(cfg, rates=[10, 4 * CAPACITY_RPS, 8 * CAPACITY_RPS])
+    assert len(group.points) == 2  # the third point was never run
+    calm, over = group.points
+    assert calm.saturated is None and calm.summary.goodput["all_met"]
+    assert calm.row()["goodput_rps"] == pytest.approx(10, rel=0.25)
+    assert over.saturated and "queue" in over.saturated
+    assert over.check.completed_rate < 1.3 * CAPACITY_RPS
+    assert not over.summary.goodput["all_met"]
+    assert group.stopped and "80/s" in group.stopped
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT sweep_id, sweep_point, group_kind, requested_rate, fingerprint FROM runs "
+        "ORDER BY run_id"
+    ).fetchall()
+    assert [(r[1], r[2], r[3]) for r in rows] == [(0, "sweep", 10.0), (1, "sweep", 80.0)]
+    assert {r[0] for r in rows} == {group.group_id}
+    assert all(r[4] and len(r[4]) == 64 for r in rows)
+
+
+def test_concurrency_sweep_stops_when_throughput_plateaus(small_sim: str, tmp_path: Path) -> None:
+    cfg = _cfg(small_sim, tmp_path / "c.duckdb", requests=8, concurrency=2)
+    group = run_sweep(cfg, concurrencies=[2, 8, 32])
+    assert len(group.points) == 2
+    assert "stopped growing" in (group.points[1].saturated or "")
+
+
+def test_repeats_send_the_same_traffic_under_one_group(small_sim: str, tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    group = run_repeats(_cfg(small_sim, db, requests=4, concurrency=2, repeat=2))
+    assert len(group.points) == 2
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT group_kind, fingerprint FROM runs").fetchall()
+    assert [r[0] for r in rows] == ["repeat", "repeat"] and rows[0][1] == rows[1][1]
+
+
+def test_list_options_parse_or_fail_in_one_line() -> None:
+    assert parse_list("1,2, 4", "--rate", float) == [1.0, 2.0, 4.0]
+    assert parse_list("16", "--concurrency", int) == [16]
+    for bad in ("1,x", "", "0,2", "1.5"):
+        with pytest.raises(ValueError, match="one or a list like 1,2,4,8"):
+            parse_list(bad, "--concurrency", int)
+
+
+def _summary(achieved: float) -> RunSummary:
+    empty = Distribution(0, None, None, None, None, None, None)
+    return RunSummary(
+        1, "complete", 10, 10, 0, 0, 0, {}, 1.0, 0, 0, None, None, None, achieved, None, None,
+        {"ttft_ms": empty, "tpot_ms": empty}, {},
+    )  # fmt: skip
+
+
+def test_saturation_rules() -> None:
+    ok = PointCheck(completed_rate=10.0, ttft_first_ms=10.0, ttft_last_ms=12.0)
+    assert saturation(_summary(10.0), ok, 10.0) is None
+    assert "client sent" in saturation(_summary(5.0), ok, 10.0)
+    slow = PointCheck(completed_rate=6.0, ttft_first_ms=10.0, ttft_last_ms=12.0)
+    assert "completed 6" in saturation(_summary(10.0), slow, 10.0)
+    growing = PointCheck(completed_rate=10.0, ttft_first_ms=10.0, ttft_last_ms=400.0)
+    assert "TTFT grew" in saturation(_summary(10.0), growing, 10.0)
+    assert saturation(_summary(10.0), growing, None) is None  # closed loop: bounded queue
