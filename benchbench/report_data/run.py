@@ -17,6 +17,7 @@ from benchbench.metrics import (
     DISTRIBUTIONS,
     PERCENTILES,
     RunSummary,
+    chunk_gap_sql,
     request_rows,
     summarize,
 )
@@ -55,21 +56,9 @@ PRICE_KEYS = ("gpu_price", "instance_price", "gpu_count", "kwh_price", "pue", "i
               "output_price")  # fmt: skip
 
 
-def chunk_gap_sql(run_id: int) -> str:
-    """The population of metrics.chunk_gaps (its SQL is not exported; keep in step)."""
-    return f"""
-        SELECT e.gap_ns / 1e6 AS x
-        FROM token_events e
-        SEMI JOIN (SELECT idx FROM requests
-                   WHERE run_id = {int(run_id)} AND error_kind IS NULL AND NOT warmup) r
-          ON e.idx = r.idx
-        WHERE e.run_id = {int(run_id)}
-    """
-
-
 def _population_sql(con: duckdb.DuckDBPyConnection, run_id: int, name: str) -> str:
     if name == "chunk_gap_ms":
-        return chunk_gap_sql(run_id)
+        return chunk_gap_sql(run_id, column="e.gap_ns / 1e6")
     expr, where, _ = DISTRIBUTIONS[name]
     return f"SELECT {expr} AS x FROM {request_rows(con, run_id)} WHERE {where}"
 

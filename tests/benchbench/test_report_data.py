@@ -12,10 +12,9 @@ import duckdb
 import pytest
 
 from benchbench.config import make_config
-from benchbench.metrics import chunk_gaps, distribution, summarize
+from benchbench.metrics import chunk_gap_sql, chunk_gaps, distribution, summarize
 from benchbench.orchestrate import run_benchmark
 from benchbench.report_data import EXACT_CDF_MAX, gather_report, gather_run
-from benchbench.report_data.run import chunk_gap_sql
 from benchbench.store import open_store
 
 
@@ -119,7 +118,7 @@ def test_large_cdfs_are_binned_and_each_point_is_the_exact_fraction(store_runs) 
     gap = r.cdfs[2]
     assert gap.label == "chunk gap" and not gap.exact
     assert gap.n == chunk_gaps(con, large).n > EXACT_CDF_MAX  # same population as metrics
-    sql = chunk_gap_sql(large)
+    sql = chunk_gap_sql(large, column="e.gap_ns / 1e6")
     for v, p in zip(gap.values, gap.probs, strict=True):
         assert _fraction_at_or_below(con, sql, v) == pytest.approx(p)
     ttft = r.cdfs[0]
