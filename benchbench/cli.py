@@ -420,7 +420,9 @@ def main() -> None:
     from benchbench.store import StoreError
 
     try:
-        app(standalone_mode=False)
+        # With standalone_mode=False, click returns a typer.Exit's code instead of exiting.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except (BenchError, StoreError, ValueError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -170,7 +170,16 @@ def saturation(summary: RunSummary, check: PointCheck, requested_rate: float | N
                 "(client-bound: see the run's warnings)"
             )
         sent_rate = achieved or requested_rate
-        if check.completed_rate is not None and check.completed_rate < 0.85 * sent_rate:
+        # Completions spread over the spread of service times, so the completion rate only
+        # says "queueing" when the point sends for much longer than one request takes.
+        e2e = summary.distributions.get("e2e_ms")
+        e2e_s = ((e2e.p50 if e2e else None) or 0.0) / 1e3
+        send_span_s = summary.sent / sent_rate if sent_rate else 0.0
+        if (
+            check.completed_rate is not None
+            and send_span_s >= 10 * e2e_s
+            and check.completed_rate < 0.85 * sent_rate
+        ):
             return (
                 f"the server completed {check.completed_rate:.3g} req/s of "
                 f"{sent_rate:.3g} sent: requests queue"

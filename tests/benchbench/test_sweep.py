@@ -85,11 +85,12 @@ def test_list_options_parse_or_fail_in_one_line() -> None:
             parse_list(bad, "--concurrency", int)
 
 
-def _summary(achieved: float) -> RunSummary:
+def _summary(achieved: float, sent: int = 100, e2e_p50_ms: float = 50.0) -> RunSummary:
     empty = Distribution(0, None, None, None, None, None, None)
+    e2e = Distribution(sent, e2e_p50_ms, e2e_p50_ms, None, None, None, None)
     return RunSummary(
-        1, "complete", 10, 10, 0, 0, 0, {}, 1.0, 0, 0, None, None, None, achieved, None, None,
-        {"ttft_ms": empty, "tpot_ms": empty}, {},
+        1, "complete", sent, sent, 0, 0, 0, {}, 1.0, 0, 0, None, None, None, achieved, None,
+        None, {"ttft_ms": empty, "tpot_ms": empty, "e2e_ms": e2e}, {},
     )  # fmt: skip
 
 
@@ -99,6 +100,8 @@ def test_saturation_rules() -> None:
     assert "client sent" in saturation(_summary(5.0), ok, 10.0)
     slow = PointCheck(completed_rate=6.0, ttft_first_ms=10.0, ttft_last_ms=12.0)
     assert "completed 6" in saturation(_summary(10.0), slow, 10.0)
+    # A point shorter than ten service times: completions trail sends by nature, not queueing.
+    assert saturation(_summary(10.0, sent=40, e2e_p50_ms=1000.0), slow, 10.0) is None
     growing = PointCheck(completed_rate=10.0, ttft_first_ms=10.0, ttft_last_ms=400.0)
     assert "TTFT grew" in saturation(_summary(10.0), growing, 10.0)
     assert saturation(_summary(10.0), growing, None) is None  # closed loop: bounded queue

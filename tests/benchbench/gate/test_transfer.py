@@ -1,0 +1,117 @@
+"""Export to Parquet, import under new ids, gate against the file; named baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from benchbench.gate import (
+    DEFAULT_CONFIG,
+    GateError,
+    export_runs,
+    import_runs,
+    list_baselines,
+    run_gate,
+    set_baseline,
+)
+from benchbench.store import open_store
+from tests.benchbench.gate.conftest import Runs
+
+COUNTED = ("requests", "token_events", "samples")
+
+
+def _counts(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, int]:
+    return {
+        t: con.execute(f"SELECT count(*) FROM {t} WHERE run_id = ?", [run_id]).fetchone()[0]
+        for t in COUNTED
+    }
+
+
+def test_export_import_round_trip_keeps_every_row_under_a_new_id(
+    sim_runs: Runs, tmp_path: Path
+) -> None:
+    src = open_store(sim_runs.db, read_only=True)
+    try:
+        path, ids = export_runs(src, sim_runs.same[0], tmp_path / "base.parquet")
+        want = _counts(src.con, sim_runs.same[0])
+        want_run = src.con.execute(
+            "SELECT model, fingerprint, extra FROM runs WHERE run_id = ?", [sim_runs.same[0]]
+        ).fetchone()
+    finally:
+        src.close()
+    assert ids == [sim_runs.same[0]] and path.is_file()
+    dst = open_store(tmp_path / "other.duckdb")
+    try:
+        dst.con.execute("INSERT INTO runs (status, wall_anchor_s) VALUES ('complete', 0)")
+        (new_id,) = import_runs(dst, path)
+        assert new_id == 2  # the store's next id, not the exported one
+        assert _counts(dst.con, new_id) == want
+        got = dst.con.execute(
+            "SELECT model, fingerprint, extra FROM runs WHERE run_id = ?", [new_id]
+        ).fetchone()
+        assert got == want_run
+        assert want["requests"] == 50 and want["token_events"] == 50 * 20
+    finally:
+        dst.close()
+
+
+def test_gate_reads_an_exported_baseline_without_touching_the_store(
+    sim_runs: Runs, tmp_path: Path
+) -> None:
+    src = open_store(sim_runs.db, read_only=True)
+    try:
+        path, _ = export_runs(src, sim_runs.same[0], tmp_path)  # a directory: run-ID.parquet
+    finally:
+        src.close()
+    assert path.name == f"run-{sim_runs.same[0]}.parquet"
+    ok = run_gate(str(path), str(sim_runs.same[1]), str(sim_runs.db), DEFAULT_CONFIG)
+    assert ok.passed
+    bad = run_gate(str(path), str(sim_runs.slow_decode), str(sim_runs.db), DEFAULT_CONFIG)
+    assert {r.key for r in bad.failures} and all(r.key.startswith("tpot") for r in bad.failures)
+
+
+def test_a_repeat_group_travels_whole_and_pools_again(sim_runs: Runs, tmp_path: Path) -> None:
+    src = open_store(sim_runs.db, read_only=True)
+    try:
+        path, ids = export_runs(src, sim_runs.repeat_group[0], tmp_path / "g.parquet")
+    finally:
+        src.close()
+    assert tuple(ids) == sim_runs.repeat_group
+    result = run_gate(str(path), str(sim_runs.same[0]), str(sim_runs.db), DEFAULT_CONFIG)
+    assert len(result.baseline_runs) == 2 and result.passed
+
+
+def test_named_baselines_resolve_and_list(sim_runs: Runs, tmp_path: Path) -> None:
+    db = tmp_path / "named.duckdb"
+    src = open_store(sim_runs.db, read_only=True)
+    try:
+        path, _ = export_runs(src, sim_runs.same[0], tmp_path / "b.parquet")
+    finally:
+        src.close()
+    store = open_store(db)
+    try:
+        base = import_runs(store, path)[0]
+        set_baseline(store, "main", base)
+        set_baseline(store, "main", base)  # setting again replaces
+        assert [(b["name"], b["run_id"]) for b in list_baselines(store)] == [("main", base)]
+        with pytest.raises(GateError, match="must not be"):
+            set_baseline(store, "12", base)
+    finally:
+        store.close()
+    result = run_gate("main", str(path), str(db), DEFAULT_CONFIG)
+    assert result.baseline == f"main = run {base}" and result.passed
+
+
+def test_a_file_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.parquet"
+    duckdb.connect().execute(f"COPY (SELECT 1 AS a) TO '{bogus}' (FORMAT parquet)")
+    store = open_store(":memory:")
+    try:
+        with pytest.raises(GateError, match="not a benchbench export"):
+            import_runs(store, bogus)
+        with pytest.raises(GateError, match="no file"):
+            import_runs(store, tmp_path / "missing.parquet")
+    finally:
+        store.close()
