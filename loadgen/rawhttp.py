@@ -296,6 +296,8 @@ class RawStreamClient:
                 conn.transport.write(head + body)
                 await done
             except asyncio.CancelledError:
+                # Keep what arrived: the runner parses a cancelled stream's tokens too.
+                record.http_status = conn.status or None
                 self._discard(conn)
                 raise
             finally:
