@@ -66,6 +66,20 @@ def _fit(fitter: Any, head: list[RequestSpec]) -> list[RequestSpec]:
     return fitted + [fitter.apply_learned(s) for s in head[EXACT_MAX_SPECS:]]
 
 
+def _exact_head(
+    cfg: RunConfig, specs: Iterator[RequestSpec], n: int, desc: dict[str, Any]
+) -> tuple[list[RequestSpec], Iterator[RequestSpec]]:
+    """The first n specs fitted to exact lengths (where a counter is available), and the rest
+    corrected by what the fit learned."""
+    head = _head(specs, n)
+    fitter = _fitter(cfg, head, desc)
+    if fitter is None:
+        return head, specs
+    head = _fit(fitter, head)
+    desc["exact_lengths"]["stats"] = dict(fitter.stats)
+    return head, map(fitter.apply_learned, specs)
+
+
 def _head(specs: Iterator[RequestSpec], n: int) -> list[RequestSpec]:
     """The first ``n`` specs, fewer if their prompts pass HEAD_MAX_WORDS."""
     out: list[RequestSpec] = []
@@ -106,13 +120,7 @@ def _build(cfg: RunConfig) -> Traffic:
         _describe_schedule(desc, head, None, prefix=True)
         return Traffic(SessionDriver(workload), None, "closed", desc)
     specs, desc = _source(cfg)
-    head = _head(specs, n)
-    fitter = _fitter(cfg, head, desc)
-    rest: Iterator[RequestSpec] = specs
-    if fitter is not None:
-        head = _fit(fitter, head)
-        desc["exact_lengths"]["stats"] = dict(fitter.stats)
-        rest = map(fitter.apply_learned, specs)
+    head, rest = _exact_head(cfg, specs, n, desc)
     offsets = _arrivals(cfg)
     offsets_head = list(itertools.islice(_arrivals(cfg), len(head))) if offsets else None
     prefix = cfg.system_prompt_tokens > 0 or cfg.dataset_turns == "all" or cfg.workload == "agent"
@@ -343,13 +351,7 @@ def _trace(cfg: RunConfig) -> Traffic:
         )
         desc["ideal_prefix_hit_basis"] = "trace hash_ids (infinite cache)"
     specs: Iterator[RequestSpec] = _replay_specs(planned, cfg)
-    head = _head(specs, _planned_n(cfg))
-    fitter = _fitter(cfg, head, desc)
-    rest: Iterator[RequestSpec] = specs
-    if fitter is not None:
-        head = _fit(fitter, head)
-        desc["exact_lengths"]["stats"] = dict(fitter.stats)
-        rest = map(fitter.apply_learned, specs)
+    head, rest = _exact_head(cfg, specs, _planned_n(cfg), desc)
     stream = itertools.chain(head, rest)
     if not timed:
         offsets = _arrivals(cfg)
