@@ -177,6 +177,9 @@ def run_command(
             help="HTTP client for streams: raw (asyncio protocol, lowest overhead), aiohttp or httpx (both through httpx)."
         ),
     ] = "raw",
+    event_loop: Annotated[
+        str, typer.Option(help="Client event loop: auto (uvloop when installed), uvloop, asyncio.")
+    ] = "auto",
     timeout: Annotated[
         float, typer.Option(help="Seconds a stream may stall before it counts as a timeout.")
     ] = 300.0,
@@ -283,6 +286,7 @@ def run_command(
         seed=seed,
         stream=stream,
         transport=transport,
+        event_loop=event_loop,
         timeout_s=timeout,
         slo=slo,
         sim_fast=sim_fast,

@@ -20,6 +20,7 @@ class RunConfig(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     stream: bool = True
     transport: Literal["raw", "aiohttp", "httpx"] = "raw"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     timeout_s: float = Field(default=300.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
 

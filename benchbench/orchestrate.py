@@ -11,9 +11,9 @@ import platform
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from benchbench import __version__
 from benchbench.collect import CollectorSet, build_collectors, energy_and_cost, validate_prices
@@ -30,6 +30,7 @@ from loadgen.runner import LoadPlan, Runner, RunOutcome
 from loadgen.spec import RequestRecord
 
 Clock = Callable[[], int]
+T = TypeVar("T")
 LiveCallback = Callable[[LiveStats, int], None]
 
 
@@ -231,9 +232,24 @@ def _run_loop(
         return outcome, _overhead(cpu, wall, lags)
 
     try:
-        return asyncio.run(main())
+        return run_loop(main(), cfg.event_loop)
     except KeyboardInterrupt:  # a second Ctrl-C: what was measured is already in the writer
         raise BenchError("interrupted twice; the run's measured requests were kept") from None
+
+
+def run_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:
+    """Run the client's event loop: uvloop where installed (measured cheaper per streamed
+    token, and tighter timestamps), else asyncio's."""
+    if choice in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                coro.close()
+                raise BenchError("--event-loop uvloop: uvloop is not installed") from None
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def _overhead(cpu_s: float, wall_s: float, lags_ns: list[int]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ client runs on another. For each transport and concurrency it runs a closed-loop
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import orjson
 
+from benchbench.orchestrate import run_loop
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.store import BatchWriter, open_store
 from loadgen.client import HttpSettings, make_client
@@ -113,9 +113,9 @@ async def one(
     }
 
 
-def row(mode: str, transport: str, conc: int, med: dict[str, float]) -> str:
+def row(mode: str, loop: str, transport: str, conc: int, med: dict[str, float]) -> str:
     return (
-        f"{mode:9} {transport:9} {conc:>5} {med['events']:>8.0f} "
+        f"{mode:9} {loop:7} {transport:9} {conc:>5} {med['events']:>8.0f} "
         f"{med['events_per_cpu_s']:>10,.0f} {med['cpu_s_per_1m']:>9.2f} "
         f"{med['events_per_s']:>9,.0f} {med['cpu_util']:>5.0%} "
         f"{med['err_p50_us']:>10.0f} {med['err_p99_us']:>10.0f} {med['errored']:>6.0f}"
@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--per-stream", type=int, default=2, help="requests per concurrent stream")
     ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs")
     ap.add_argument("--step-ms", type=float, default=40.0, help="paced mode: decode step")
+    ap.add_argument("--loops", default="auto", help="event loops to compare: auto,asyncio,uvloop")
     args = ap.parse_args()
     concs = [int(c) for c in args.concurrency.split(",")]
     transports = args.transports.split(",")
@@ -147,7 +148,7 @@ def main() -> None:
         f"medians of {args.repeats}; {args.tokens} tokens per stream"
     )
     print(
-        f"{'mode':9} {'transport':9} {'conc':>5} {'events':>8} {'ev/cpu-s':>10} "
+        f"{'mode':9} {'loop':7} {'transport':9} {'conc':>5} {'events':>8} {'ev/cpu-s':>10} "
         f"{'cpu-s/1M':>9} {'ev/s':>9} {'cpu%':>5} {'err p50 us':>10} {'err p99 us':>10} "
         f"{'failed':>6}"
     )
@@ -158,22 +159,24 @@ def main() -> None:
                     os.sched_setaffinity(sim.pid, {cores[0]})  # server on one core,
                     os.sched_setaffinity(0, {cores[1]})  # the client alone on another
                 for conc in concs:
-                    for transport in transports:
-                        runs = [
-                            asyncio.run(
-                                one(
-                                    sim.base_url,
-                                    transport,
-                                    conc,
-                                    args.tokens,
-                                    args.per_stream,
-                                    Path(tmp) / f"{mode}{transport}{conc}{i}.db",
+                    for loop in args.loops.split(","):
+                        for transport in transports:
+                            runs = [
+                                run_loop(
+                                    one(
+                                        sim.base_url,
+                                        transport,
+                                        conc,
+                                        args.tokens,
+                                        args.per_stream,
+                                        Path(tmp) / f"{mode}{loop}{transport}{conc}{i}.db",
+                                    ),
+                                    loop,
                                 )
-                            )
-                            for i in range(args.repeats)
-                        ]
-                        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                        print(row(mode, transport, conc, med), flush=True)
+                                for i in range(args.repeats)
+                            ]
+                            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                            print(row(mode, loop, transport, conc, med), flush=True)
 
 
 if __name__ == "__main__":

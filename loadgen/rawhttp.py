@@ -93,8 +93,21 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = True
         self.last_ns = t
         state = self._state
-        if state == _CHUNK_DATA and len(data) < self._remaining - 0:
-            # Hot path: a piece wholly inside the current chunk.
+        if state == _CHUNK_SIZE and not self._buf:
+            # Hot path: a streaming server writes one event per chunk and the read holds
+            # exactly that chunk ("<hex>\r\n<event>\r\n").
+            i = data.find(b"\r\n", 0, 18)
+            if i > 0:
+                try:  # a chunk extension (";...") fails here and takes the general path
+                    size = int(data[:i], 16)
+                except ValueError:
+                    size = 0
+                if size and len(data) == i + size + 4:
+                    self.pieces.append(data[i + 2 : i + 2 + size])  # type: ignore[union-attr]
+                    self.times.append(t)  # type: ignore[union-attr]
+                    return
+        elif state == _CHUNK_DATA and len(data) < self._remaining:
+            # A piece wholly inside the current chunk.
             self.pieces.append(data)  # type: ignore[union-attr]
             self.times.append(t)  # type: ignore[union-attr]
             self._remaining -= len(data)
