@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -67,6 +68,8 @@ class Runner:
         self._stopping = False
         self._outcome: RunOutcome | None = None
         self._in_flight = 0
+        self._to_parse: deque[tuple[RequestRecord, list[bytes], list[int]]] = deque()
+        self._parser: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Stop sending and cancel what is in flight (Ctrl-C). Records are still emitted."""
@@ -98,6 +101,7 @@ class Runner:
             self.stop()
             await self._drain(plan)
         self._outcome.end_ns = self._clock()
+        await self._parsed()
         return self._outcome
 
     async def _open_loop(
@@ -197,6 +201,29 @@ class Runner:
             self._finish(record, pieces, times)
 
     def _finish(self, record: RequestRecord, pieces: list[bytes], times: list[int]) -> None:
+        """Queue a closed response for parsing. Parsing costs ~2 us per event, so a long
+        response parsed inline would hold the loop for milliseconds while other streams'
+        pieces wait to be timestamped; the parser task yields between responses instead."""
+        self._to_parse.append((record, pieces, times))
+        if self._parser is None or self._parser.done():
+            self._parser = asyncio.get_running_loop().create_task(self._parse_queued())
+
+    async def _parse_queued(self) -> None:
+        queue = self._to_parse
+        while queue:
+            record, pieces, times = queue.popleft()
+            self._parse(record, pieces, times)
+            if queue:
+                await asyncio.sleep(0)  # let pending socket reads be timestamped first
+
+    async def _parsed(self) -> None:
+        """Wait until every closed response has been parsed and handed to the sink."""
+        while self._parser is not None and not self._parser.done():
+            await asyncio.shield(self._parser)
+        while self._to_parse:  # queued after the parser finished (shouldn't happen)
+            self._parse(*self._to_parse.popleft())
+
+    def _parse(self, record: RequestRecord, pieces: list[bytes], times: list[int]) -> None:
         outcome = self._outcome
         assert outcome is not None
         cancelled = record.error_kind == errors.CANCELLED
