@@ -39,7 +39,7 @@ __all__ = [
     "make_counter",
 ]
 
-MAX_ROUNDS = 6
+MAX_ROUNDS = 8
 
 
 class TokenCounter(Protocol):
@@ -183,6 +183,30 @@ def _with_last(spec: RequestSpec, text: str) -> RequestSpec:
     return replace(spec, messages=tuple(messages))
 
 
+# A one-letter word: one token in byte-level BPE and SentencePiece vocabularies alike, and
+# split off by their pre-tokenizers, so it adds exactly one token where a dictionary word may
+# add two or three.
+FILLER = "a"
+
+
+def _adjust(text: str, have: int, diff: int, rng: np.random.Generator) -> str:
+    """One fitting step: move by whole words while far off (scaled by this text's tokens per
+    word, stopping short), then by one-token fillers. Token counts are nearly additive over
+    space-separated words, so this lands in two or three counts instead of oscillating."""
+    words = text.split()
+    per_word = max(have / max(len(words), 1), 1.0)
+    if diff > 0:
+        k = int(diff // per_word)
+        if k >= 1 and diff > 2:
+            words += [WORDS[j] for j in rng.integers(0, len(WORDS), k)]
+        else:
+            words += [FILLER] * diff
+    else:
+        k = max(1, int(np.ceil(-diff / per_word)))
+        words = words[: max(1, len(words) - k)]
+    return " ".join(words)
+
+
 @dataclass
 class LengthFitter:
     """Fits prompts to ``input_tokens_expected`` with ``counter``; ``offsets`` are the tokens a
@@ -227,12 +251,7 @@ class LengthFitter:
                 if diff == 0:
                     del todo[i]
                     continue
-                words = _parts(out[i])[-1].split()
-                if diff > 0:
-                    words += [WORDS[k] for k in rng.integers(0, len(WORDS), diff)]
-                else:
-                    words = words[: max(1, len(words) + diff)]
-                out[i] = _with_last(out[i], " ".join(words))
+                out[i] = _with_last(out[i], _adjust(_parts(out[i])[-1], have, diff, rng))
         self.stats["unfit"] += len(todo)
         for i, words0 in initial.items():
             if i in todo:

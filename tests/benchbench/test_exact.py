@@ -53,6 +53,26 @@ def test_fitting_adds_and_removes_words_until_the_count_is_exact() -> None:
     assert fitted[2].messages[0]["content"] == "the sun the sea"  # only the last part changes
 
 
+class LongWords:
+    """Like a BPE vocabulary trained elsewhere: dictionary words cost 2-3 tokens, a one-letter
+    word one. Adding or removing whole words alone would step over most targets."""
+
+    name = "fake"
+
+    def count(self, texts):
+        return [sum(1 if len(w) == 1 else 2 + len(w) % 2 for w in t.split()) for t in texts]
+
+
+def test_fitting_converges_when_words_are_several_tokens() -> None:
+    fitter = LengthFitter(LongWords(), seed=3)
+    targets = [7, 31, 64, 101, 250, 499]
+    specs = [_chat(i, 30, t) for i, t in enumerate(targets)]
+    fitted = fitter.fit(specs)
+    counts = [LongWords().count([s.messages[-1]["content"]])[0] for s in fitted]
+    assert counts == targets
+    assert fitter.stats["unfit"] == 0
+
+
 def test_template_offsets_are_taken_off_the_content() -> None:
     fitter = LengthFitter(TheIsTwo(), offsets={("user",): 7})
     (spec,) = fitter.fit([_chat(0, 10, 40)])
