@@ -78,8 +78,12 @@ def run_command(
         float | None, typer.Option(help="Closed loop: cap the send rate (req/s).")
     ] = None,
     think_time: Annotated[
-        float, typer.Option(help="Closed loop: seconds between a response and the next request.")
-    ] = 0.0,
+        str,
+        typer.Option(
+            help="Closed loop: a user's pause between a response and their next request "
+            "(sessions: between turns): seconds, or seeded exp:mean=S or uniform:min=A,max=B."
+        ),
+    ] = "0",
     requests: Annotated[
         int | None, typer.Option(help="Measured requests to send (default 100 unless --duration).")
     ] = None,
@@ -258,7 +262,7 @@ def run_command(
         arrival=arrival,
         burstiness=burstiness,
         max_rate=max_rate,
-        think_time_s=think_time,
+        think_time=think_time,
         requests=requests,
         duration_s=duration,
         warmup=warmup,

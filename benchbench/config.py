@@ -30,7 +30,9 @@ class RunConfig(BaseModel):
     arrival: str = "poisson"
     burstiness: float | None = Field(default=None, gt=0)
     max_rate: float | None = Field(default=None, gt=0)
-    think_time_s: float = Field(default=0.0, ge=0)
+    # Closed loop: a user's pause between a response and their next request (sessions: between
+    # turns): seconds, or a seeded distribution of seconds ("exp:mean=2", "uniform:min=1,max=3").
+    think_time: str = "0"
     requests: int | None = Field(default=None, ge=1)
     duration_s: float | None = Field(default=None, gt=0)
     warmup: int = Field(default=0, ge=0)
@@ -103,16 +105,28 @@ class RunConfig(BaseModel):
             )
         return v.rstrip("/")
 
+    @field_validator("think_time", mode="before")
+    @classmethod
+    def _think_time(cls, v: object) -> str:
+        from loadgen.sessions import parse_think_time
+
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise ValueError(f"give seconds or a distribution, got {v!r}")
+        think = parse_think_time(v)
+        return "0" if think.is_zero else think.describe()
+
     @model_validator(mode="after")
     def _load(self) -> RunConfig:
         if self.concurrency is not None and self.rate is not None:
             raise ValueError(
                 "give either --concurrency (closed loop) or --rate (open loop), not both"
             )
-        if self.session_turns is not None and (self.rate is not None or self.trace is not None):
+        if self.session_turns is not None and self.trace is not None:
+            raise ValueError("--session-turns builds synthetic sessions: drop --trace")
+        if self.think_time != "0" and self.open_loop and self.session_turns is None:
             raise ValueError(
-                "--session-turns runs closed loop (each slot drives one session): "
-                "give --concurrency, not --rate or --trace"
+                "--think-time paces closed-loop users (--concurrency) or the turns of "
+                "--session-turns; open-loop arrivals do not wait for responses"
             )
         if self.requests is None and self.duration_s is None and self.trace is None:
             object.__setattr__(self, "requests", 100)

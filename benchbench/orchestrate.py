@@ -21,6 +21,7 @@ from benchbench.config import RunConfig
 from benchbench.errors import BenchError
 from benchbench.live import LiveStats
 from benchbench.metrics import RunSummary, parse_slos, summarize
+from benchbench.server_view import server_view
 from benchbench.store import BatchWriter, open_store
 from benchbench.target import auth_headers, discover_model
 from benchbench.traffic import build_traffic
@@ -114,6 +115,9 @@ def run_benchmark(
         }
         costs = energy_and_cost(store, run_id, cfg, collectors, origin)
         extra.update(costs)
+        ideal = traffic.description.get("ideal_prefix_hit")
+        extra["server"] = server_view(store, run_id, ideal_prefix_hit=ideal)
+        overhead["warnings"].extend(extra["server"].get("warnings") or [])
         energy = costs.get("energy") or {}
         overhead["warnings"].extend(energy.get("warnings") or [])
         for name, info in costs["collectors"].items():
@@ -170,7 +174,6 @@ def _run_loop(
         duration_s=cfg.duration_s,
         warmup_requests=cfg.warmup,
         max_rate=cfg.max_rate,
-        think_time_s=cfg.think_time_s,
         drain_timeout_s=cfg.drain_timeout_s,
     )
     in_flight_cap = (cfg.concurrency or 1) if traffic.arrivals is None else 1024

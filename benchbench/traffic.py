@@ -11,13 +11,17 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchbench.config import RunConfig
 from benchbench.errors import BenchError
 from loadgen.spec import RequestSpec
+
+if TYPE_CHECKING:
+    from loadgen.runner import SessionSource
+    from loadgen.sessions import ThinkTime
 
 FINGERPRINT_MAX_SPECS = 10_000  # the fingerprint covers at most this many requests
 DURATION_RUN_SPECS = 1_000  # closed-loop duration runs: requests fingerprinted (and fitted)
@@ -35,7 +39,9 @@ AGENT_SOURCE = "Mooncake tool&agent (FAST'25): shared system prompt ~0.6 x mean 
 
 @dataclass
 class Traffic:
-    specs: Iterator[RequestSpec]
+    # What the runner sends: one spec stream, or a SessionSource (sessions, thinking users)
+    # whose next request is built once the previous one of the same session completed.
+    specs: Iterator[RequestSpec] | SessionSource
     arrivals: Iterator[int] | None  # intended offsets (ns); None = closed loop
     mode: str  # "open" | "closed" | "replay"
     description: dict[str, Any] = field(default_factory=dict)
@@ -108,17 +114,23 @@ def _arrivals(cfg: RunConfig) -> Iterator[int] | None:
 
 
 def _build(cfg: RunConfig) -> Traffic:
+    from loadgen.sessions import parse_think_time
+
     if cfg.trace is not None:
         return _trace(cfg)
     n = _planned_n(cfg)
+    think = parse_think_time(cfg.think_time)
     if cfg.session_turns is not None:
         from loadgen.sessions import SessionDriver
 
-        workload, desc = _sessions(cfg)
-        head = _head(workload.specs(), n)  # session-major: the order one slot would send
+        workload, desc = _sessions(cfg, think)
+        # Session-major, replies as drawn: the order one slot sends them in (with ignore_eos).
+        head = _head(workload.specs(), n)
         desc["exact_lengths"] = "words (sessions keep their history as drawn)"
         _describe_schedule(desc, head, None, prefix=True)
-        return Traffic(SessionDriver(workload), None, "closed", desc)
+        offsets = _arrivals(cfg)  # open-loop sessions: one starts at each arrival
+        mode = "closed" if offsets is None else "open"
+        return Traffic(SessionDriver(workload), offsets, mode, desc)
     specs, desc = _source(cfg)
     head, rest = _exact_head(cfg, specs, n, desc)
     offsets = _arrivals(cfg)
@@ -128,6 +140,12 @@ def _build(cfg: RunConfig) -> Traffic:
     if offsets is not None:
         desc["arrival"] = cfg.arrival
         return Traffic(itertools.chain(head, rest), offsets, "open", desc)
+    if not think.is_zero:
+        from loadgen.sessions import ThinkingUsers
+
+        desc["think_time_s"] = think.describe()
+        users = ThinkingUsers(itertools.chain(head, rest), think, cfg.seed)
+        return Traffic(users, None, "closed", desc)
     return Traffic(itertools.chain(head, rest), None, "closed", desc)
 
 
@@ -227,7 +245,7 @@ def _source(cfg: RunConfig) -> tuple[Iterator[RequestSpec], dict[str, Any]]:
     return specs, desc
 
 
-def _sessions(cfg: RunConfig) -> tuple[Any, dict[str, Any]]:
+def _sessions(cfg: RunConfig, think: ThinkTime) -> tuple[Any, dict[str, Any]]:
     from loadgen.lengths import parse_length
     from loadgen.sessions import SessionWorkload
 
@@ -247,10 +265,12 @@ def _sessions(cfg: RunConfig) -> tuple[Any, dict[str, Any]]:
         system_prompt_tokens=system,
         system_prompt_share=cfg.system_prompt_share,
         ignore_eos=cfg.ignore_eos,
+        think_time=think,
     )
     desc = {
         "workload": name,
         "sessions": wl.describe(),
+        "think_time_s": think.describe(),
         "session_turns": turns.describe(),
         "input_len": input_len.describe(),
         "output_len": output_len.describe(),
@@ -300,7 +320,7 @@ def _fitter(cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any]) -> An
 
 
 def _trace(cfg: RunConfig) -> Traffic:
-    from loadgen.replay import ReplayOptions, schedule
+    from loadgen.replay import ReplayOptions, replay_offsets_ns, replay_specs, schedule
     from loadgen.traces import load_trace
 
     assert cfg.trace is not None
@@ -350,7 +370,9 @@ def _trace(cfg: RunConfig) -> Traffic:
             4,
         )
         desc["ideal_prefix_hit_basis"] = "trace hash_ids (infinite cache)"
-    specs: Iterator[RequestSpec] = _replay_specs(planned, cfg)
+    # Prompts are built as the runner asks: a whole Mooncake trace up front takes ~18 s
+    # and ~0.9 GB. The schedule is shared with the description above, so not iter_replay.
+    specs = replay_specs(planned, api=cfg.api, seed=cfg.seed, ignore_eos=cfg.ignore_eos)
     head, rest = _exact_head(cfg, specs, _planned_n(cfg), desc)
     stream = itertools.chain(head, rest)
     if not timed:
@@ -359,37 +381,9 @@ def _trace(cfg: RunConfig) -> Traffic:
             return Traffic(stream, None, "closed", desc, max_requests=len(planned))
         desc["arrival"] = cfg.arrival
         return Traffic(stream, offsets, "open", desc, max_requests=len(planned))
-    offsets_ns = [round(p.t_s * 1e9) for p in planned]  # type: ignore[operator]
+    offsets_ns = replay_offsets_ns(planned)
+    assert offsets_ns is not None  # timed
     return Traffic(stream, iter(offsets_ns), "replay", desc, max_requests=len(planned))
-
-
-def _replay_specs(planned: Sequence[Any], cfg: RunConfig) -> Iterator[RequestSpec]:
-    """loadgen.replay.plan_replay's specs, built one at a time as the runner asks (a whole
-    Mooncake trace up front takes tens of seconds and its prompts gigabytes)."""
-    from loadgen.prompts import prefix_blocks_text, synth_text
-    from loadgen.replay import _COPY_SALT_STRIDE
-
-    rng = np.random.default_rng(cfg.seed)
-    for index, p in enumerate(planned):
-        r = p.record
-        n_in = max(1, r.input_tokens)
-        if r.hash_ids and r.block_size:
-            salt = cfg.seed + p.copy * _COPY_SALT_STRIDE
-            text = prefix_blocks_text(r.hash_ids, r.block_size, n_in, salt=salt)
-        else:
-            text = synth_text(n_in, rng)
-        max_tokens = max(1, r.output_tokens)
-        yield RequestSpec(
-            index=index,
-            prompt=text if cfg.api == "completions" else None,
-            messages=({"role": "user", "content": text},) if cfg.api == "chat" else None,
-            max_tokens=max_tokens,
-            input_tokens_expected=n_in,
-            output_tokens_expected=max_tokens,
-            session_id=r.session_id,
-            turn=r.turn,
-            extra_body={"ignore_eos": True, "min_tokens": max_tokens} if cfg.ignore_eos else None,
-        )
 
 
 def _replay_fingerprint(planned: Sequence[Any], cfg: RunConfig) -> str:

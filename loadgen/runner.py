@@ -2,6 +2,12 @@
 loop, and hands every finished RequestRecord to a sink. Nothing here parses or stores on the
 hot path: pieces are timestamped on arrival and parsed once the stream has closed.
 
+What is sent comes either as one spec iterator (closed-loop workers share it, each spec goes
+to exactly one of them) or as a SessionSource: a session's next turn is asked for only once
+its previous turn has completed and been parsed, so the turn may carry the actual reply, and
+is sent after the turn's think time. Closed loop: each worker runs one session after another.
+Open loop: a session starts at each arrival; its later turns follow their predecessor.
+
 Accounting identity: every request that was sent yields exactly one record, so
 sent = ok + errored + cancelled holds even when the run is interrupted."""
 
@@ -10,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from loadgen import errors
 from loadgen.client import Clock, StreamClient, sleep_until
@@ -19,6 +26,26 @@ from loadgen.endpoints import Endpoint
 from loadgen.spec import RequestRecord, RequestSpec
 
 Sink = Callable[[RequestRecord], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    spec: RequestSpec
+    think_ns: int = 0  # pause after the previous turn completed (ignored for a first turn)
+
+
+class Session(Protocol):
+    def next_turn(self, previous: RequestRecord | None) -> Turn | None:
+        """The next turn, given the previous turn's parsed record (None before the first);
+        None when the session is over."""
+        ...
+
+
+@runtime_checkable
+class SessionSource(Protocol):
+    def new_session(self) -> Session | None:
+        """A session not started yet; None when there are no more."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +57,9 @@ class LoadPlan:
     duration_s: float | None = None  # stop sending after this long
     warmup_requests: int = 0
     max_rate: float | None = None  # closed loop: also cap the send rate (requests/s)
-    think_time_s: float = 0.0  # closed loop: pause between a response and the next send
+    # Closed loop over a spec iterator: pause between a response and the next send. A
+    # SessionSource brings its own (drawn) think times instead.
+    think_time_s: float = 0.0
     drain_timeout_s: float | None = None  # after sending stops, cancel what is still running
 
     def __post_init__(self) -> None:
@@ -64,12 +93,16 @@ class Runner:
         self._endpoint = endpoint
         self._clock = clock
         self._sink = sink
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._outcome: RunOutcome | None = None
         self._in_flight = 0
-        self._to_parse: deque[tuple[RequestRecord, list[bytes], list[int]]] = deque()
+        self._to_parse: deque[_Closed] = deque()
         self._parser: asyncio.Task[None] | None = None
+        self._budget: int | None = None  # requests this run may send (warm-up included)
+        self._warmup = 0
+        self._claimed = 0  # send numbers handed out (sessions claim one before each turn)
+        self._throttler: Any = None
 
     def stop(self) -> None:
         """Stop sending and cancel what is in flight (Ctrl-C). Records are still emitted."""
@@ -81,21 +114,33 @@ class Runner:
 
     async def run(
         self,
-        specs: Iterator[RequestSpec],
+        work: Iterator[RequestSpec] | SessionSource,
         plan: LoadPlan,
         arrivals: Iterator[int] | None = None,
         origin_ns: int | None = None,
     ) -> RunOutcome:
+        """Send ``work`` (a spec iterator or a SessionSource), open loop when ``arrivals``
+        (offsets in ns from the origin) are given, until the plan's count or duration."""
+        if plan.think_time_s and isinstance(work, SessionSource):
+            raise ValueError("a session source draws its own think times; leave think_time_s 0")
         origin = self._clock() if origin_ns is None else origin_ns
         self._outcome = RunOutcome(origin_ns=origin, end_ns=origin)
         total = None if plan.max_requests is None else plan.max_requests + plan.warmup_requests
-        numbered = itertools.islice(specs, total) if total is not None else specs
+        self._budget, self._warmup, self._claimed = total, plan.warmup_requests, 0
+        self._throttler = _throttler(plan.max_rate) if arrivals is None else None
         deadline = None if plan.duration_s is None else origin + int(plan.duration_s * 1e9)
         try:
-            if arrivals is not None:
-                await self._open_loop(numbered, arrivals, plan, origin, deadline)
+            if isinstance(work, SessionSource):
+                if arrivals is not None:
+                    await self._open_sessions(work, arrivals, origin, deadline)
+                else:
+                    await self._workers(lambda: self._session_worker(work, deadline), plan)
             else:
-                await self._closed_loop(numbered, plan, deadline)
+                numbered = itertools.islice(work, total) if total is not None else work
+                if arrivals is not None:
+                    await self._open_loop(numbered, arrivals, plan, origin, deadline)
+                else:
+                    await self._closed_loop(numbered, plan, deadline)
             await self._drain(plan)
         except asyncio.CancelledError:
             self.stop()
@@ -120,42 +165,95 @@ class Runner:
             await sleep_until(clock, intended)
             if self._stopping:
                 break
-            self._spawn(spec, intended, n < plan.warmup_requests)
+            self._spawn(self._execute(spec, intended, n < plan.warmup_requests))
 
     async def _closed_loop(
         self, specs: Iterator[RequestSpec], plan: LoadPlan, deadline: int | None
     ) -> None:
-        concurrency = plan.concurrency or 1
         counter = itertools.count()
-        throttler = None
-        if plan.max_rate:
-            from asyncio_throttle import Throttler
-
-            throttler = Throttler(rate_limit=max(1, int(plan.max_rate)), period=1.0)
-            if plan.max_rate < 1:
-                throttler = Throttler(rate_limit=1, period=1.0 / plan.max_rate)
 
         async def worker() -> None:
             for spec in specs:  # a shared iterator: each spec goes to exactly one worker
                 if self._stopping or (deadline is not None and self._clock() >= deadline):
                     return
                 n = next(counter)
-                if throttler is not None:
-                    async with throttler:
-                        pass
+                await self._throttle()
                 await self._execute(spec, None, n < plan.warmup_requests)
                 if plan.think_time_s > 0:
                     await asyncio.sleep(plan.think_time_s)
 
-        workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        await self._workers(worker, plan)
+
+    async def _workers(
+        self, worker: Callable[[], Coroutine[Any, Any, None]], plan: LoadPlan
+    ) -> None:
+        workers = [asyncio.create_task(worker()) for _ in range(plan.concurrency or 1)]
         self._tasks.update(workers)
         try:
             await asyncio.gather(*workers, return_exceptions=True)
         finally:
             self._tasks.difference_update(workers)
 
-    def _spawn(self, spec: RequestSpec, intended: int | None, warmup: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._execute(spec, intended, warmup))
+    async def _throttle(self) -> None:
+        if self._throttler is not None:
+            async with self._throttler:
+                pass
+
+    async def _session_worker(self, source: SessionSource, deadline: int | None) -> None:
+        while (session := source.new_session()) is not None:
+            if not await self._converse(session, None, deadline):
+                return
+
+    async def _open_sessions(
+        self, source: SessionSource, arrivals: Iterator[int], origin: int, deadline: int | None
+    ) -> None:
+        for offset in arrivals:
+            intended = origin + offset
+            if deadline is not None and intended >= deadline:
+                break
+            if self._budget is not None and self._claimed >= self._budget:
+                break
+            await sleep_until(self._clock, intended)
+            session = None if self._stopping else source.new_session()
+            if session is None:
+                break
+            self._spawn(self._converse(session, intended, deadline))
+
+    async def _converse(self, session: Session, intended: int | None, deadline: int | None) -> bool:
+        """Send one session's turns in order: each once the previous one has completed and
+        been parsed, plus the turn's think time. Open loop (``intended`` given), a later
+        turn's intended send time is its predecessor's close + think time. Returns whether
+        the run goes on (False: stopped, out of budget or time, or an empty session)."""
+        previous: RequestRecord | None = None
+        while (turn := session.next_turn(previous)) is not None:
+            if previous is not None:
+                due = (previous.closed_ns or self._clock()) + turn.think_ns
+                # uvloop's timers have ms resolution and may fire early: think time is a floor.
+                while due > self._clock():
+                    await sleep_until(self._clock, due)
+                intended = None if intended is None else due
+            n = self._claim(deadline)
+            if n is None:
+                return False
+            await self._throttle()
+            parsed = asyncio.get_running_loop().create_future()
+            await self._execute(turn.spec, intended, n < self._warmup, parsed)
+            previous = await parsed
+            if previous.error_kind == errors.CANCELLED:
+                return False
+        return previous is not None
+
+    def _claim(self, deadline: int | None) -> int | None:
+        """The next send number, or None when the run sends no more."""
+        if self._stopping or (deadline is not None and self._clock() >= deadline):
+            return None
+        if self._budget is not None and self._claimed >= self._budget:
+            return None
+        self._claimed += 1
+        return self._claimed - 1
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -169,7 +267,13 @@ class Runner:
         if still:
             await asyncio.wait(still)
 
-    async def _execute(self, spec: RequestSpec, intended_ns: int | None, warmup: bool) -> None:
+    async def _execute(
+        self,
+        spec: RequestSpec,
+        intended_ns: int | None,
+        warmup: bool,
+        parsed: asyncio.Future[RequestRecord] | None = None,
+    ) -> None:
         outcome = self._outcome
         assert outcome is not None
         record = RequestRecord(
@@ -198,21 +302,20 @@ class Runner:
             record.closed_ns = self._clock()
         finally:
             self._in_flight -= 1
-            self._finish(record, pieces, times)
+            self._finish(_Closed(record, pieces, times, parsed))
 
-    def _finish(self, record: RequestRecord, pieces: list[bytes], times: list[int]) -> None:
+    def _finish(self, closed: _Closed) -> None:
         """Queue a closed response for parsing. Parsing costs ~2 us per event, so a long
         response parsed inline would hold the loop for milliseconds while other streams'
         pieces wait to be timestamped; the parser task yields between responses instead."""
-        self._to_parse.append((record, pieces, times))
+        self._to_parse.append(closed)
         if self._parser is None or self._parser.done():
             self._parser = asyncio.get_running_loop().create_task(self._parse_queued())
 
     async def _parse_queued(self) -> None:
         queue = self._to_parse
         while queue:
-            record, pieces, times = queue.popleft()
-            self._parse(record, pieces, times)
+            self._parse(queue.popleft())
             if queue:
                 await asyncio.sleep(0)  # let pending socket reads be timestamped first
 
@@ -221,11 +324,12 @@ class Runner:
         while self._parser is not None and not self._parser.done():
             await asyncio.shield(self._parser)
         while self._to_parse:  # queued after the parser finished (shouldn't happen)
-            self._parse(*self._to_parse.popleft())
+            self._parse(self._to_parse.popleft())
 
-    def _parse(self, record: RequestRecord, pieces: list[bytes], times: list[int]) -> None:
+    def _parse(self, closed: _Closed) -> None:
         outcome = self._outcome
         assert outcome is not None
+        record, pieces, times = closed.record, closed.pieces, closed.times
         cancelled = record.error_kind == errors.CANCELLED
         if record.http_status is not None and 200 <= record.http_status < 300:
             # Keep every token that arrived, also for a cancelled or broken stream.
@@ -241,3 +345,26 @@ class Runner:
         else:
             outcome.errored += 1
         self._sink(record)
+        if closed.parsed is not None and not closed.parsed.done():
+            closed.parsed.set_result(record)
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """A closed response waiting to be parsed; ``parsed`` is resolved with its record after."""
+
+    record: RequestRecord
+    pieces: list[bytes]
+    times: list[int]
+    parsed: asyncio.Future[RequestRecord] | None
+
+
+def _throttler(max_rate: float | None) -> Any:
+    """asyncio-throttle's Throttler capping sends at ``max_rate`` per second, or None."""
+    if not max_rate:
+        return None
+    from asyncio_throttle import Throttler
+
+    if max_rate < 1:
+        return Throttler(rate_limit=1, period=1.0 / max_rate)
+    return Throttler(rate_limit=max(1, int(max_rate)), period=1.0)

@@ -1,25 +1,24 @@
-"""Prefix structure: multi-turn sessions that carry their history, and a shared system prompt.
+"""Prefix structure and think time: multi-turn sessions that carry their history, closed-loop
+users who pause between requests, and a shared system prompt.
 
 A session is a short conversation: each turn adds a new user message (its length drawn from
-``input_len``) to the whole history so far, and the reply the next turn carries is synthetic
-text of the previous turn's output length. Synthetic replies keep the sequence a pure function
-of the seed (the fingerprint covers it, two servers get the same prompts); the price is that a
-server's cache of its *own* previous reply does not hit, while everything before it does.
+``input_len``) to the whole history so far, plus a synthetic reply to the previous turn. The
+runner asks a Conversation for turn n+1 only once turn n has completed and been parsed, so the
+reply has the length the server actually returned (with ignore_eos, the drawn length: then
+the sequence is a pure function of the seed and the fingerprint covers it). Synthetic replies
+mean a server's cache of its *own* previous reply does not hit; everything before it does.
+User texts, replies and think times come from separate seeded streams per session, so a short
+reply does not change the user text that follows it.
 
-Ordering: turn n+1 may be sent only after turn n completed. The runner's closed loop has each
-worker await its request before it pulls the next spec from one shared iterator, so
-``SessionDriver`` hands each worker (the asyncio task asking) the next turn of *its* session,
-and a new session when that one is done: a closed loop of ``concurrency`` concurrent sessions,
-with the runner's think time between turns.
-
-``with_system_share`` gives a fraction of requests the shared system prompt and the rest a
-unique one of the same length, so lengths stay as drawn and the prefix-hit ratio scales.
+``SessionDriver`` is the runner's SessionSource for sessions; ``ThinkingUsers`` for independent
+requests whose senders think between them. ``with_system_share`` gives a fraction of requests
+the shared system prompt and the rest a unique one of the same length, so lengths stay as
+drawn and the prefix-hit ratio scales.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -28,19 +27,106 @@ import numpy as np
 
 from loadgen.lengths import LengthDist
 from loadgen.prompts import synth_text
-from loadgen.spec import RequestSpec
+from loadgen.runner import Turn
+from loadgen.spec import RequestRecord, RequestSpec
 
-__all__ = ["SessionDriver", "SessionWorkload", "prompt_text", "with_system_share"]
+__all__ = [
+    "THINK_FORMS",
+    "Conversation",
+    "SessionDriver",
+    "SessionWorkload",
+    "ThinkTime",
+    "ThinkingUsers",
+    "parse_think_time",
+    "prompt_text",
+    "with_system_share",
+]
+
+THINK_FORMS = "accepted: SECONDS | exp:mean=S | uniform:min=A,max=B (seconds >= 0)"
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkTime:
+    """Seconds a user pauses between a response and their next request: ``constant``
+    (``mean_s``), ``exp`` (exponential with mean ``mean_s``) or ``uniform`` on [min_s, max_s]."""
+
+    kind: Literal["constant", "exp", "uniform"] = "constant"
+    mean_s: float = 0.0
+    min_s: float = 0.0
+    max_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        values = (self.mean_s, self.min_s, self.max_s)
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError("seconds must be finite and >= 0")
+        if self.min_s > self.max_s:
+            raise ValueError(
+                f"uniform needs min <= max, got min={self.min_s:g}, max={self.max_s:g}"
+            )
+
+    @property
+    def is_zero(self) -> bool:
+        return self.mean_s == 0 and self.max_s == 0
+
+    def sample_ns(self, rng: np.random.Generator) -> int:
+        if self.kind == "exp":
+            return round(rng.exponential(self.mean_s) * 1e9)
+        if self.kind == "uniform":
+            return round(rng.uniform(self.min_s, self.max_s) * 1e9)
+        return round(self.mean_s * 1e9)
+
+    def describe(self) -> str:
+        """In parse_think_time's syntax."""
+        if self.kind == "exp":
+            return f"exp:mean={self.mean_s:g}"
+        if self.kind == "uniform":
+            return f"uniform:min={self.min_s:g},max={self.max_s:g}"
+        return f"{self.mean_s:g}"
+
+
+def parse_think_time(spec: str | float) -> ThinkTime:
+    """``2.5`` (constant seconds), ``exp:mean=2`` or ``uniform:min=1,max=3``. Raises
+    ValueError with one line naming the accepted forms."""
+    name, sep, body = str(spec).strip().lower().partition(":")
+    try:
+        if not sep:
+            return ThinkTime("constant", mean_s=float(name))
+        params = _params(body)
+        if name in ("exp", "exponential"):
+            think = ThinkTime("exp", mean_s=params.pop("mean"))
+        elif name == "uniform":
+            think = ThinkTime("uniform", min_s=params.pop("min"), max_s=params.pop("max"))
+        else:
+            raise ValueError(f"unknown kind {name!r}")
+        if params:
+            raise ValueError(f"unknown option(s) {', '.join(params)}")
+        return think
+    except KeyError as exc:
+        reason = f"{name} needs {exc.args[0]}="
+    except ValueError as exc:
+        reason = str(exc) if "could not convert" not in str(exc) else "not a number"
+    raise ValueError(f"bad think time {str(spec)!r} ({reason}); {THINK_FORMS}")
+
+
+def _params(body: str) -> dict[str, float]:
+    params: dict[str, float] = {}
+    for item in filter(None, body.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r} is not key=value")
+        params[key.strip()] = float(value)
+    return params
 
 
 @dataclass(frozen=True, slots=True)
 class SessionWorkload:
     """Sessions of ``turns`` turns; turn k's prompt is the system prompt (if any), turns
-    1..k-1 (user text and a synthetic reply each) and turn k's new user text.
+    1..k-1 (user text and a reply each) and turn k's new user text, sent ``think_time``
+    after turn k-1 completed.
 
     ``input_tokens_expected`` is the whole prompt's word count (the built-in simulator's
-    token count; real tokenizers add a chat template). Session i always has the same turns,
-    whatever order the sessions are started in.
+    token count; real tokenizers add a chat template). Session i always has the same user
+    turns and think times, whatever order the sessions are started in.
     """
 
     input_len: LengthDist  # new user text per turn
@@ -51,6 +137,7 @@ class SessionWorkload:
     system_prompt_tokens: int = 0
     system_prompt_share: float = 1.0
     ignore_eos: bool = True
+    think_time: ThinkTime = ThinkTime()
 
     def __post_init__(self) -> None:
         if self.api not in ("chat", "completions"):
@@ -62,45 +149,22 @@ class SessionWorkload:
             raise ValueError(f"system prompt tokens must be >= 0, got {self.system_prompt_tokens}")
 
     def describe(self) -> str:
+        think = "" if self.think_time.is_zero else f", think {self.think_time.describe()} s"
         return (
             f"sessions of {self.turns.describe()} turns: new input {self.input_len.describe()}, "
-            f"output {self.output_len.describe()}"
+            f"output {self.output_len.describe()}{think}"
         )
 
     def session(self, number: int, first_index: int) -> list[RequestSpec]:
-        """The turns of session ``number``, their indices starting at ``first_index``."""
-        rng = np.random.default_rng([self.seed, 11, number])
-        n_turns = int(self.turns.sample(rng, 1)[0])
-        inputs = self.input_len.sample(rng, n_turns).tolist()
-        outputs = self.output_len.sample(rng, n_turns).tolist()
-        history: list[dict[str, Any]] = []
-        if self.system_prompt_tokens:
-            history.append({"role": "system", "content": self._system(number, rng)})
-        sid = f"s{number}"
+        """The turns of session ``number`` with every reply as drawn (what the runner sends
+        when the server honours max_tokens), their indices starting at ``first_index``."""
+        conversation = Conversation(self, number, first_index)
         specs = []
-        for turn, (n_in, n_out) in enumerate(zip(inputs, outputs, strict=True)):
-            history.append({"role": "user", "content": synth_text(n_in, rng)})
-            messages = tuple(dict(m) for m in history)
-            extra = {"ignore_eos": True, "min_tokens": n_out} if self.ignore_eos else None
-            specs.append(
-                RequestSpec(
-                    index=first_index + turn,
-                    prompt=" ".join(m["content"] for m in messages)
-                    if self.api == "completions"
-                    else None,
-                    messages=messages if self.api == "chat" else None,
-                    max_tokens=n_out,
-                    input_tokens_expected=sum(len(m["content"].split()) for m in messages),
-                    output_tokens_expected=n_out,
-                    session_id=sid,
-                    turn=turn,
-                    extra_body=extra,
-                )
-            )
-            history.append({"role": "assistant", "content": synth_text(n_out, rng)})
+        while (turn := conversation.advance()) is not None:
+            specs.append(turn.spec)
         return specs
 
-    def _system(self, number: int, rng: np.random.Generator) -> str:
+    def system_text(self, number: int, rng: np.random.Generator) -> str:
         if rng.random() < self.system_prompt_share:
             shared = np.random.default_rng([self.seed, 12])
             return synth_text(self.system_prompt_tokens, shared)
@@ -121,32 +185,123 @@ class SessionWorkload:
             yield from turns
 
 
+class Conversation:
+    """One session in progress, a runner Session: turn k+1 is built once turn k is done,
+    its history carrying a reply of the length the server returned (the drawn length when
+    the record reports none)."""
+
+    def __init__(self, workload: SessionWorkload, number: int, first_index: int) -> None:
+        rng = np.random.default_rng([workload.seed, 11, number])
+        n_turns = int(workload.turns.sample(rng, 1)[0])
+        inputs = workload.input_len.sample(rng, n_turns).tolist()
+        self._outputs: list[int] = workload.output_len.sample(rng, n_turns).tolist()
+        self._history: list[dict[str, Any]] = []
+        if workload.system_prompt_tokens:
+            system = workload.system_text(number, rng)
+            self._history.append({"role": "system", "content": system})
+        self._users = [synth_text(n, rng) for n in inputs]
+        self._replies = np.random.default_rng([workload.seed, 14, number])
+        self._thinks = np.random.default_rng([workload.seed, 15, number])
+        self._workload = workload
+        self._sid = f"s{number}"
+        self._first_index = first_index
+        self._turn = 0
+
+    @property
+    def turns(self) -> int:
+        return len(self._users)
+
+    def next_turn(self, previous: RequestRecord | None) -> Turn | None:
+        return self.advance(None if previous is None else previous.output_tokens)
+
+    def advance(self, reply_tokens: int | None = None) -> Turn | None:
+        """The next turn, the previous one answered with ``reply_tokens`` (None or 0: as
+        drawn); None when the session is over."""
+        k = self._turn
+        if k >= len(self._users):
+            return None
+        wl = self._workload
+        think_ns = 0
+        if k > 0:
+            n_reply = reply_tokens or self._outputs[k - 1]
+            reply = synth_text(n_reply, self._replies)
+            self._history.append({"role": "assistant", "content": reply})
+            think_ns = wl.think_time.sample_ns(self._thinks)
+        self._history.append({"role": "user", "content": self._users[k]})
+        messages = tuple(dict(m) for m in self._history)
+        n_out = self._outputs[k]
+        self._turn += 1
+        spec = RequestSpec(
+            index=self._first_index + k,
+            prompt=" ".join(m["content"] for m in messages) if wl.api == "completions" else None,
+            messages=messages if wl.api == "chat" else None,
+            max_tokens=n_out,
+            input_tokens_expected=sum(len(m["content"].split()) for m in messages),
+            output_tokens_expected=n_out,
+            session_id=self._sid,
+            turn=k,
+            extra_body={"ignore_eos": True, "min_tokens": n_out} if wl.ignore_eos else None,
+        )
+        return Turn(spec, think_ns)
+
+
 class SessionDriver:
-    """The spec iterator for the runner's closed loop: whoever asks (an asyncio task, one per
-    concurrency slot) gets the next turn of its own session. Outside a running loop all
-    requests come from one session at a time, in order."""
+    """The runner's SessionSource for a SessionWorkload: sessions 0, 1, 2, ... in the order
+    the runner starts them, request indices unique across sessions."""
 
     def __init__(self, workload: SessionWorkload) -> None:
-        self._sessions = workload.sessions()
-        self._pending: dict[object, deque[RequestSpec]] = {}
+        self._workload = workload
+        self._number = 0
+        self._next_index = 0
 
-    def __iter__(self) -> SessionDriver:
-        return self
-
-    def __next__(self) -> RequestSpec:
-        key = _asker()
-        turns = self._pending.get(key)
-        if not turns:
-            turns = deque(next(self._sessions))
-            self._pending[key] = turns
-        return turns.popleft()
+    def new_session(self) -> Conversation:
+        conversation = Conversation(self._workload, self._number, self._next_index)
+        self._number += 1
+        self._next_index += conversation.turns
+        return conversation
 
 
-def _asker() -> object:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running event loop
-        return None
+class ThinkingUsers:
+    """The runner's SessionSource for independent requests from closed-loop users who
+    think between a response and their next request. User u draws its think times from its
+    own seeded stream, so they do not depend on which user's request finishes first."""
+
+    def __init__(self, specs: Iterator[RequestSpec], think_time: ThinkTime, seed: int) -> None:
+        self._specs = specs
+        self._think_time = think_time
+        self._seed = seed
+        self._users = 0
+
+    def new_session(self) -> _User | None:
+        first = next(self._specs, None)
+        if first is None:
+            return None
+        rng = np.random.default_rng([self._seed, 16, self._users])
+        self._users += 1
+        return _User(first, self._specs, self._think_time, rng)
+
+
+class _User:
+    """One user: its first request, then the next one from the shared stream after each."""
+
+    def __init__(
+        self,
+        first: RequestSpec,
+        specs: Iterator[RequestSpec],
+        think_time: ThinkTime,
+        rng: np.random.Generator,
+    ) -> None:
+        self._first: RequestSpec | None = first
+        self._specs = specs
+        self._think_time = think_time
+        self._rng = rng
+
+    def next_turn(self, previous: RequestRecord | None) -> Turn | None:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return Turn(first)
+        spec = next(self._specs, None)
+        return None if spec is None else Turn(spec, self._think_time.sample_ns(self._rng))
 
 
 def with_system_share(

@@ -36,7 +36,7 @@ def test_workloads_lists_every_preset_with_percentiles_and_source() -> None:
         (["--rate", "1,x"], "--rate must be numbers > 0, one or a list like 1,2,4,8"),
         (["--workload", "nope"], "unknown workload preset 'nope'"),
         (["--trace", "/nonexistent/t.csv"], "no such trace file"),
-        (["--rate", "2", "--session-turns", "3"], "--session-turns runs closed loop"),
+        (["--trace", "t.csv", "--session-turns", "3"], "--session-turns builds synthetic"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:

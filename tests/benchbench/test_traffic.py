@@ -1,11 +1,14 @@
 """build_traffic: the same config gives the same traffic and fingerprint, trace options shape
-the replay, replay prompts are built lazily yet equal the planner's, and sessions against the
-simulator keep their turns in order with the history growing."""
+the replay, replay prompts are built lazily yet equal the planner's, think time reaches the
+runner as a session source (one-line errors for bad specs), and sessions against the
+simulator keep their turns in order with the history growing and the think time respected."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -17,6 +20,7 @@ from benchbench.orchestrate import run_benchmark
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.traffic import build_traffic
 from loadgen.replay import ReplayOptions, plan_replay
+from loadgen.sessions import SessionDriver, ThinkingUsers
 from loadgen.traces import load_trace
 
 
@@ -124,9 +128,50 @@ def test_agent_preset_shares_a_long_system_prompt() -> None:
         build_traffic(_cfg(workload="nope"))
 
 
-def test_sessions_need_closed_loop() -> None:
-    with pytest.raises(BenchError, match="--session-turns runs closed loop"):
-        make_config(session_turns="3", rate=5)
+def test_open_loop_sessions_start_one_session_per_arrival() -> None:
+    sessions = build_traffic(_cfg(session_turns="3", rate=5, think_time="1"))
+    assert isinstance(sessions.specs, SessionDriver) and sessions.arrivals is not None
+    with pytest.raises(BenchError, match="--session-turns builds synthetic sessions"):
+        make_config(session_turns="3", trace="t.csv")
+
+
+def test_think_time_reaches_the_runner_through_a_session_source() -> None:
+    sessions = build_traffic(_cfg(session_turns="3", think_time="exp:mean=0.5"))
+    assert isinstance(sessions.specs, SessionDriver) and sessions.arrivals is None
+    assert sessions.description["think_time_s"] == "exp:mean=0.5"
+    users = build_traffic(_cfg(concurrency=2, think_time="uniform:min=1,max=3"))
+    assert isinstance(users.specs, ThinkingUsers)
+    assert users.description["think_time_s"] == "uniform:min=1,max=3"
+    plain = build_traffic(_cfg(concurrency=2, think_time="0"))
+    assert next(plain.specs).index == 0  # no think time: the plain shared stream
+    assert make_config(think_time=2).think_time == "2"
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"think_time": "exp:mean=-1"}, "--think-time: bad think time 'exp:mean=-1' (seconds"),
+        ({"think_time": "often"}, "--think-time: bad think time 'often' (not a number)"),
+        ({"think_time": "1", "rate": 5}, "--think-time paces closed-loop users"),
+    ],
+)
+def test_bad_think_time_is_one_line(kw: dict, message: str) -> None:
+    with pytest.raises(BenchError) as err:
+        make_config(**kw)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_bad_think_time_on_the_command_line_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", "from benchbench.cli import main; main()", "run"]
+        + ["--db", str(tmp_path / "t.duckdb"), "--think-time", "uniform:min=2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--think-time: bad think time 'uniform:min=2' (uniform needs max=)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_sessions_against_the_simulator_keep_turn_order_and_grow_the_history(
@@ -145,6 +190,7 @@ def test_sessions_against_the_simulator_keep_turn_order_and_grow_the_history(
                 input_len="10",
                 output_len="4",
                 system_prompt_tokens=16,
+                think_time="0.01",
             )
         )
     assert result.summary.ok == 12
@@ -161,5 +207,5 @@ def test_sessions_against_the_simulator_keep_turn_order_and_grow_the_history(
     for turns in sessions.values():
         assert [t[0] for t in turns] == [0, 1, 2]
         for (_, _, closed, n_in), (_, sent, _, n_next) in zip(turns, turns[1:], strict=False):
-            assert sent >= closed  # turn n+1 only after turn n finished
+            assert sent >= closed + 10_000_000  # turn n+1 only after turn n and the think time
             assert n_next == n_in + 4 + 10  # + the reply + the new user text

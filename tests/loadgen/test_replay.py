@@ -5,11 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loadgen.replay import ReplayOptions, plan_replay, replay_drift, schedule
+from loadgen.replay import ReplayOptions, iter_replay, plan_replay, replay_drift, schedule
 from loadgen.traces import TraceRecord, load_trace
 
 TRACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "traces"
 AZURE_CONV = TRACES / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
+MOONCAKE_CONV = TRACES / "mooncake_fast25" / "conversation_trace.jsonl"
 needs_traces = pytest.mark.skipif(
     not AZURE_CONV.is_file(), reason=f"shared traces absent ({TRACES})"
 )
@@ -150,3 +151,30 @@ def test_replay_drift_reports_send_lag_in_ms():
     assert replay_drift([], [])["p99_ms"] is None
     with pytest.raises(ValueError):
         replay_drift([1], [])
+
+
+def test_lazy_replay_builds_nothing_up_front_and_equals_the_plan():
+    recs = [TraceRecord(i * 0.5, 10 + i, 3) for i in range(6)]
+    recs += [TraceRecord(3.0 + i, 32, 2, block_size=16, hash_ids=(i, 9)) for i in range(3)]
+    options = ReplayOptions(rate_scale=1.5, seed=2)
+    specs, offs, n = iter_replay(recs, options, api="completions", seed=5, ignore_eos=True)
+    eager, eager_offs = plan_replay(recs, options, api="completions", seed=5)
+    assert n == len(eager) and list(offs) == eager_offs
+    assert list(specs) == eager
+    untimed = [TraceRecord(None, 3, 2)] * 3
+    specs, offs, n = iter_replay(untimed, ReplayOptions(), api="chat", seed=0, ignore_eos=False)
+    assert offs is None and n == 3 and len(list(specs)) == 3
+
+
+@pytest.mark.parametrize("trace", [MOONCAKE_CONV, AZURE_CONV], ids=["mooncake", "azure"])
+def test_lazy_replay_of_a_whole_trace_starts_with_the_planned_specs(trace):
+    """The first 500 specs of the whole trace, built lazily, equal an eager plan of the first
+    500 records: hash-id prompts (Mooncake) and seeded filler text (Azure) alike."""
+    if not trace.is_file():
+        pytest.skip(f"shared traces absent ({TRACES})")
+    recs = load_trace(trace).records
+    specs, offs, n = iter_replay(recs, ReplayOptions(), api="chat", seed=3, ignore_eos=True)
+    assert n == len(recs)
+    head, head_offs = plan_replay(recs, ReplayOptions(limit=500), api="chat", seed=3)
+    assert [next(specs) for _ in range(500)] == head
+    assert [next(offs) for _ in range(500)] == head_offs

@@ -1,14 +1,28 @@
-"""Sessions carry their history turn by turn, each concurrency slot drives its own session in
-order, and a shared system prompt reaches the requested share of requests."""
+"""Sessions carry their history turn by turn (the reply the server gave, else as drawn), the
+driver hands out sessions in order with unique indices, think times are seeded draws from a
+one-line spec, and a shared system prompt reaches the requested share of requests.
+How the runner paces turns is specified in test_runner."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+
+import numpy as np
+import pytest
 
 from loadgen.lengths import Fixed
 from loadgen.prefix import ideal_prefix_hit_ratio_texts
-from loadgen.sessions import SessionDriver, SessionWorkload, prompt_text, with_system_share
+from loadgen.sessions import (
+    Conversation,
+    SessionDriver,
+    SessionWorkload,
+    ThinkingUsers,
+    ThinkTime,
+    parse_think_time,
+    prompt_text,
+    with_system_share,
+)
+from loadgen.spec import RequestRecord, RequestSpec
 from loadgen.workload import SyntheticWorkload
 
 
@@ -43,22 +57,89 @@ def test_completions_sessions_are_one_growing_prompt() -> None:
     assert t0.messages is None
 
 
-def test_driver_gives_each_task_the_next_turn_of_its_own_session() -> None:
-    driver = SessionDriver(_workload())
-    seen: dict[str, list[tuple[str, int]]] = {"a": [], "b": []}
+def test_driver_starts_sessions_in_order_with_unique_indices() -> None:
+    driver = SessionDriver(_workload(turns=Fixed(2)))
+    first, second = driver.new_session(), driver.new_session()
+    a0, b0 = first.next_turn(None), second.next_turn(None)
+    assert [(t.spec.session_id, t.spec.index) for t in (a0, b0)] == [("s0", 0), ("s1", 2)]
+    assert first.next_turn(_answered(a0.spec.index, 5)).spec.index == 1
+    assert first.next_turn(_answered(1, 5)) is None  # two turns, then over
+    # Driven one session at a time with drawn replies, the driver sends what specs() plans.
+    driven = []
+    for _ in range(3):
+        conversation, previous = driver.new_session(), None
+        while (turn := conversation.next_turn(previous)) is not None:
+            driven.append(turn.spec)
+            previous = _answered(turn.spec.index, None)
+    planned = list(itertools.islice(_workload(turns=Fixed(2)).specs(), 4, 10))
+    assert driven == planned
 
-    async def slot(name: str) -> None:
-        for _ in range(4):
-            spec = next(driver)
-            seen[name].append((spec.session_id, spec.turn))
-            await asyncio.sleep(0)  # let the other slot pull in between
 
-    async def main() -> None:
-        await asyncio.gather(slot("a"), slot("b"))
+def _answered(index: int, output_tokens: int | None) -> RequestRecord:
+    return RequestRecord(index=index, intended_ns=None, sent_ns=0, output_tokens=output_tokens)
 
-    asyncio.run(main())
-    assert seen["a"] == [("s0", 0), ("s0", 1), ("s0", 2), ("s2", 0)]
-    assert seen["b"] == [("s1", 0), ("s1", 1), ("s1", 2), ("s3", 0)]
+
+def test_the_next_turn_carries_the_reply_length_the_server_gave() -> None:
+    conversation = Conversation(_workload(), 0, 0)
+    first = conversation.next_turn(None).spec
+    second = conversation.next_turn(_answered(first.index, 2)).spec
+    reply = second.messages[-2]
+    assert reply["role"] == "assistant" and len(reply["content"].split()) == 2
+    assert second.input_tokens_expected == 20 + 2 + 20
+    drawn = _workload().session(0, 0)
+    assert drawn[0] == first
+    assert [m["content"] for m in drawn[1].messages if m["role"] == "user"] == [
+        m["content"] for m in second.messages if m["role"] == "user"
+    ]  # a short reply does not change the user text that follows
+
+
+def test_think_times_are_seeded_per_session_and_follow_the_distribution() -> None:
+    def thinks(seed: int) -> list[int]:
+        wl = _workload(turns=Fixed(4), seed=seed, think_time=ThinkTime("exp", mean_s=2.0))
+        conversation = Conversation(wl, 5, 0)
+        return [t.think_ns for t in iter(conversation.advance, None)]
+
+    assert thinks(1) == thinks(1) != thinks(2)
+    assert thinks(1)[0] == 0 and all(t > 0 for t in thinks(1)[1:])  # none before turn 0
+    rng = np.random.default_rng(0)
+    exp = np.array([parse_think_time("exp:mean=2").sample_ns(rng) for _ in range(20_000)]) / 1e9
+    assert abs(exp.mean() - 2.0) < 0.1
+    uni = np.array([parse_think_time("uniform:min=1,max=3").sample_ns(rng) for _ in range(2000)])
+    assert uni.min() >= 1e9 and uni.max() <= 3e9 and abs(uni.mean() / 1e9 - 2) < 0.1
+    assert parse_think_time("2.5").sample_ns(rng) == 2_500_000_000
+    assert parse_think_time(0).is_zero and parse_think_time(" EXP:mean=0.5 ").describe() == (
+        "exp:mean=0.5"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("-1", "seconds must be finite and >= 0"),
+        ("soon", "not a number"),
+        ("exp:avg=2", "exp needs mean="),
+        ("uniform:min=3,max=1", "uniform needs min <= max"),
+        ("gamma:cv=2", "unknown kind 'gamma'"),
+        ("exp:mean=1,cv=2", "unknown option(s) cv"),
+    ],
+)
+def test_bad_think_times_are_one_line_naming_the_accepted_forms(spec: str, reason: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_think_time(spec)
+    message = str(err.value)
+    assert reason in message and "accepted: SECONDS | exp:mean=S" in message
+    assert "\n" not in message
+
+
+def test_thinking_users_share_one_stream_and_end_with_it() -> None:
+    specs = iter([RequestSpec(index=i) for i in range(3)])
+    users = ThinkingUsers(specs, ThinkTime(mean_s=1.0), seed=0)
+    a, b = users.new_session(), users.new_session()
+    assert [a.next_turn(None).spec.index, b.next_turn(None).spec.index] == [0, 1]
+    turn = a.next_turn(_answered(0, 3))
+    assert (turn.spec.index, turn.think_ns) == (2, 1_000_000_000)
+    assert b.next_turn(_answered(1, 3)) is None
+    assert users.new_session() is None
 
 
 def test_system_share_keeps_lengths_and_scales_prefix_hits() -> None:
