@@ -81,6 +81,8 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     for key, label in (("energy", "energy"), ("cost", "cost")):
         if key in s.extra and s.extra[key]:
             head.add_row(label, _extra_line(key, s.extra[key]))
+    for label, line in server_lines(s.extra.get("server")):
+        head.add_row(label, Text(line))
     if s.goodput:
         g = s.goodput
         head.add_row(
@@ -132,6 +134,60 @@ def _extra_line(key: str, d: dict[str, Any]) -> str:
         f"${_fmt(d.get('usd_per_1m_output_tokens'), 3)} per 1M output tokens, "
         f"${_fmt(d.get('usd_per_1m_total_tokens'), 3)} per 1M total ({d.get('price_source', '?')})"
     )
+
+
+def server_lines(d: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Two compact lines per scraped server: its token counts and throughput beside the
+    client's, then its queue, KV cache and prefix-cache hits (beside the workload's ideal)."""
+    if not d:
+        return []
+    if d.get("unavailable"):
+        return [("server", str(d["unavailable"]))]
+    ideal = d.get("ideal_prefix_hit")
+    out = []
+    for v in d.get("servers") or ():
+        name = f"{v.get('server', '?')} {v.get('url', '')}"
+        if v.get("generation_tokens") is None:
+            tokens = "token counters not exposed"
+        else:
+            tokens = (
+                f"{_fmt(v.get('generation_tok_s'), 0)} gen tok/s; tokens vs client: "
+                f"prompt {_times(v, 'prompt_tokens')}, generation {_times(v, 'generation_tokens')}"
+            )
+        out.append(("server", f"{name}: {tokens}"))
+        parts = [
+            f"{label} {_fmt(v.get(key + '_mean'), 1)} mean / {_fmt(v.get(key + '_max'), 0)} max"
+            for key, label in (("running", "running"), ("waiting", "waiting"))
+        ]
+        if v.get("kv_cache_usage_mean") is not None:
+            parts.append(
+                f"KV cache {_pct(v.get('kv_cache_usage_mean'))} mean / "
+                f"{_pct(v.get('kv_cache_usage_max'))} max"
+            )
+        hit = v.get("prefix_hit")
+        prefix = f"prefix hit {_pct(hit) if hit is not None else v.get('prefix_hit_source')}"
+        if ideal is not None:
+            prefix += f" (workload ideal {_pct(ideal)})"
+        parts.append(prefix)
+        out.append(("server load", ", ".join(parts)))
+    return out
+
+
+def _times(v: dict[str, Any], key: str) -> str:
+    """'x0.998'; a ratio off 1 that the window's edges explain says so, one they don't too."""
+    ratio = v.get(f"{key}_ratio")
+    if ratio is None:
+        return "-"
+    consistent = v.get(f"{key}_consistent")
+    if consistent is False:
+        return f"x{ratio:.3f} (MISMATCH)"
+    if consistent and abs(ratio - 1) > 0.02:
+        return f"x{ratio:.3f} (window edges)"
+    return f"x{ratio:.3f}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
 
 
 def print_summary(console: Console, s: RunSummary, header: dict[str, Any] | None = None) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reports.fmt import esc
-from reports.model import Cdf, Comparison, DevicePower, Scatter, Timeline
+from reports.model import Cdf, Comparison, DevicePower, Scatter, ServerView, Timeline
 
 Figure = dict[str, Any]
 
@@ -173,6 +173,36 @@ def power_figure(
              "text": f"idle {idle_w_per_gpu:.0f} W per GPU"}
         ]  # fmt: skip
     layout["shapes"] = shapes
+    return {"data": data, "layout": layout}
+
+
+def server_figure(view: ServerView, window_s: tuple[float, float] | None) -> Figure:
+    """The server's requests running and waiting over time; KV-cache usage (%) on the right."""
+    data: list[dict[str, Any]] = []
+    layout = _layout("time since run start (s)", "requests (server)", height=340)
+    for i, (name, values) in enumerate(view.series.items()):
+        trace = {
+            "type": "scatter",
+            "mode": "lines",
+            "name": esc(name),
+            "x": list(view.t_s),
+            "y": list(values),
+            "line": {"color": COLORS[i % len(COLORS)], "width": 1.5},
+        }
+        if name.endswith("%"):
+            trace["yaxis"] = "y2"
+            trace["line"]["dash"] = "dot"
+            layout["yaxis2"] = {
+                "title": {"text": "KV cache usage (%)"},
+                "overlaying": "y",
+                "side": "right",
+                "showgrid": False,
+                "range": [0, 100],
+            }
+            layout["margin"]["r"] = 64
+        data.append(trace)
+    layout["yaxis"]["rangemode"] = "tozero"
+    layout["shapes"] = _spans(window_s, None)
     return {"data": data, "layout": layout}
 
 

@@ -61,6 +61,19 @@ class DevicePower:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerView:
+    """One scraped inference server's own figures over the measurement window, beside the
+    client's, and its queue over time (scrapes averaged per bucket; t_s: bucket mean times)."""
+
+    url: str
+    kind: str  # "vllm", "sglang", "tgi", "llamacpp", "sim", ...
+    rows: tuple[tuple[str, Any, Any, Any], ...]  # (figure, server, client or workload, ratio)
+    t_s: tuple[float, ...]
+    series: dict[str, tuple[float | None, ...]]  # "running", "waiting", "KV cache usage %"
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Headline:
     endpoint: str | None
     model: str | None
@@ -112,6 +125,8 @@ class RunReport:
     concurrency: int | None = None
     achieved_rate: float | None = None
     slo_met: bool | None = None  # None: no SLO given
+    servers: tuple[ServerView, ...] = ()  # the servers' own metrics, where scraped
+    server_note: str | None = None  # why there are none
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,8 @@ def _run(page: _Page, run: RunReport, full: bool) -> str:
         items = "".join(f"<li>{esc(w)}</li>" for w in run.warnings)
         out.append(f'<div class="warn"><strong>Warnings</strong><ul>{items}</ul></div>')
     if full:
-        out += [_latency(page, run), _over_time(page, run), _energy(page, run)]
+        out += [_latency(page, run), _over_time(page, run), _server(page, run)]
+        out += [_energy(page, run)]
         out += [_cost(page, run), _errors(page, run)]
     out += [_config(run), _notes(run), "</section>"]
     return "\n".join(out)
@@ -220,6 +221,26 @@ def _over_time(page: _Page, run: RunReport) -> str:
     return "<h3>Throughput, concurrency and latency over time</h3>" + page.chart(
         "Over time", fig, note, wide=True
     )
+
+
+def _server(page: _Page, run: RunReport) -> str:
+    out = ["<h3>Server metrics</h3>"]
+    if not run.servers:
+        reason = run.server_note or "no server metrics were scraped"
+        out.append(f"<p class='note'>{esc(NOT_MEASURED)}: {esc(reason)}</p>")
+        return "\n".join(out)
+    head = ("figure", "server", "client or workload", "server ÷ client")
+    for view in run.servers:
+        out.append(f"<h4>{esc(view.kind)} · {esc(view.url)}</h4>")
+        out.append(_table(head, [list(r) for r in view.rows], numeric=True))
+        if view.t_s:
+            fig = charts.server_figure(view, run.window_s)
+            note = "Scrapes averaged per bucket; shaded: the measurement window."
+            out.append(page.chart("Requests running and waiting (server)", fig, note, wide=True))
+        if view.notes:
+            items = "".join(f"<li>{esc(n)}</li>" for n in view.notes)
+            out.append(f"<ul class='notes'>{items}</ul>")
+    return "\n".join(out)
 
 
 def _energy(page: _Page, run: RunReport) -> str:

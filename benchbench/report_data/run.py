@@ -29,6 +29,7 @@ from benchbench.report_data.series import (
     run_span_ns,
     timeline,
 )
+from benchbench.report_data.server import server_section
 from reports.model import Cdf, Headline, RunReport, Scatter, Timeline
 from reports.safety import mask_secrets
 
@@ -105,6 +106,7 @@ def gather_run(
         idle_w = float(energy["idle_w"]) / n_dev
 
     times = timeline(con, run_id, span, bucket_ns, notes)
+    servers, server_note = server_section(con, run_id, _dict(extra.get("server")), bucket_ns)
     activity = (
         Timeline(times.t_s, times.bucket_s, {"in flight": times.series["in flight"]})
         if times
@@ -210,6 +212,8 @@ def gather_run(
         concurrency=conc,
         achieved_rate=s.achieved_rate,
         slo_met=bool(s.goodput["all_met"]) if s.goodput else None,
+        servers=servers,
+        server_note=server_note,
     )
 
 

@@ -13,6 +13,7 @@ from reports.model import (
     ReportData,
     RunReport,
     Scatter,
+    ServerView,
     Timeline,
 )
 
@@ -117,6 +118,26 @@ def run_report(run_id: int = 1, *, energy: bool = True, cost: bool = True) -> Ru
         gpu_count=1,
         load_mode="open",
         requested_rate=4.0,
+        servers=(server_view(t),),
+    )
+
+
+def server_view(t: Timeline) -> ServerView:
+    return ServerView(
+        url=f"http://gpu:8000/metrics{PAYLOAD}",
+        kind="vllm",
+        rows=(
+            ("prompt tokens", 10_240, 10_000, 1.024),
+            ("prefix-cache hit % (client column: workload ideal)", 41.5, 60.0, None),
+            ("requests running, mean / max", f"7.5 / 8 {PAYLOAD}", None, None),
+        ),
+        t_s=t.t_s,
+        series={
+            "running": tuple(float(i % 8) for i in range(len(t.t_s))),
+            "waiting": tuple(float(i % 3) for i in range(len(t.t_s))),
+            "KV cache usage %": tuple(50.0 for _ in t.t_s),
+        },
+        notes=(f"note {PAYLOAD}",),
     )
 
 
