@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import platform
 import signal
 import socket
@@ -219,10 +220,15 @@ def _run_loop(
                     on_live(stats, clock())
 
         tick = asyncio.create_task(ticker())
+        # Everything built so far (traces, prompts, the store) lives for the whole run: move it
+        # out of the collector's reach, so a full collection cannot stall the loop mid-run.
+        gc.collect()
+        gc.freeze()
         try:
             # The schedule starts now (after the idle phase); stored times stay on the run origin.
             outcome = await runner.run(traffic.specs, plan, traffic.arrivals)
         finally:
+            gc.unfreeze()
             tick.cancel()
             collectors.stop()
             await client.aclose()

@@ -43,6 +43,7 @@ class PollingCollector:
         self._stopped_by_failure = False
         self._cpu_s = 0.0
         self._polls = 0
+        self._stop_read_done = False
 
     # -- subclass hooks ---------------------------------------------------------------------
 
@@ -63,6 +64,9 @@ class PollingCollector:
         if self._thread is not None:
             raise RuntimeError(f"collector {self.name} already started")
         self.attach(clock)
+        # One reading now, on the caller's thread, so the run's first edge is covered before
+        # any load starts (a thread's first poll can land after the first requests).
+        self.poll_once()
         self._thread = threading.Thread(
             target=self._run, name=f"collector-{self.name}", daemon=True
         )
@@ -74,6 +78,10 @@ class PollingCollector:
         if thread is not None and thread is not threading.current_thread():
             # A reading is bounded by its own timeout; wait a little longer than that.
             thread.join(timeout=max(5.0, 3 * self.interval_s))
+        if thread is not None and not self._stop_read_done:
+            # And one at the end, so the window's last edge is covered too.
+            self._stop_read_done = True
+            self.poll_once()
         self._close()
 
     def drain(self) -> list[Sample]:
@@ -134,7 +142,9 @@ class PollingCollector:
 
     def _run(self) -> None:
         t_cpu0 = time.thread_time()
-        deadline = time.monotonic()
+        # start() took the first reading; the thread's first is one interval later.
+        deadline = time.monotonic() + self.interval_s
+        self._stop.wait(self.interval_s)
         try:
             while not self._stop.is_set():
                 self.poll_once()
@@ -143,8 +153,8 @@ class PollingCollector:
                     break
                 # Fixed cadence without drift; if a reading overran, skip the missed ticks
                 # rather than bursting to catch up.
-                deadline += self.interval_s
                 now = time.monotonic()
+                deadline += self.interval_s
                 if deadline < now:
                     deadline = now + self.interval_s
                 self._stop.wait(deadline - now)
