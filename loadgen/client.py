@@ -129,8 +129,9 @@ def _transport_error(record: RequestRecord, kind: str, exc: BaseException, clock
 
 async def sleep_until(clock: Clock, deadline_ns: int) -> None:
     """Sleep until the clock reaches deadline_ns (absolute: lateness never accumulates)."""
-    delay = deadline_ns - clock()
-    if delay > 0:
+    # A loop: uvloop's timers can fire ~50 us early, and a request must never be sent before
+    # its intended time (schedule lag would turn negative).
+    while (delay := deadline_ns - clock()) > 0:
         await asyncio.sleep(delay / 1e9)
 
 
