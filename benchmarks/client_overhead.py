@@ -90,6 +90,8 @@ async def one(
     runner = Runner(client, endpoint, clock, sink)
     n = concurrency * per_stream
     specs = (RequestSpec(index=i, prompt="a b c d", max_tokens=tokens) for i in range(n))
+    gc.collect()
+    gc.freeze()  # as bench run does: no full collection in the middle of the streams
     cpu0, t0 = time.process_time(), time.perf_counter()
     outcome = await runner.run(
         specs, LoadPlan(concurrency=concurrency, max_requests=n), origin_ns=origin
@@ -97,6 +99,7 @@ async def one(
     await client.aclose()
     writer.close()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    gc.unfreeze()
     store.close()
     events = sum(len(r.event_ns) for r in records)
     errs = stamp_errors_us(endpoint.captured)
