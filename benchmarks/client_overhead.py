@@ -17,6 +17,7 @@ client runs on another. For each transport and concurrency it runs a closed-loop
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import tempfile
