@@ -44,6 +44,8 @@ def live_line(stats: LiveStats, now_ns: int) -> Text:
 def _fmt(v: float | None, digits: int = 1) -> str:
     if v is None:
         return "-"
+    if abs(v) >= 1000:  # four significant digits are enough; keeps 80-column tables whole
+        digits = 0
     return f"{v:,.{digits}f}"
 
 
