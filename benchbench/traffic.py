@@ -177,8 +177,8 @@ def _lengths(cfg: RunConfig) -> tuple[Any, Any, int, str]:
     name = (cfg.workload or "").strip().lower()
     if not name:
         return (
-            parse_length(cfg.input_len),
-            parse_length(cfg.output_len),
+            _length("--input-len", cfg.input_len),
+            _length("--output-len", cfg.output_len),
             cfg.system_prompt_tokens,
             "custom",
         )
@@ -203,13 +203,12 @@ def _source(cfg: RunConfig) -> tuple[Iterator[RequestSpec], dict[str, Any]]:
     """The spec stream of a synthetic workload or a dataset, and its description."""
     if cfg.dataset is not None:
         from loadgen.datasets import dataset_specs, load_dataset
-        from loadgen.lengths import parse_length
 
         items = load_dataset(cfg.dataset, turns=cfg.dataset_turns)
         specs = dataset_specs(
             items,
             api=cfg.api,
-            output_len=parse_length(cfg.output_len),
+            output_len=_length("--output-len", cfg.output_len),
             seed=cfg.seed,
             ignore_eos=cfg.ignore_eos,
         )
@@ -397,3 +396,13 @@ def _replay_fingerprint(planned: Sequence[Any], cfg: RunConfig) -> str:
         row = (t_ns, r.input_tokens, r.output_tokens, r.block_size, r.hash_ids, p.copy)
         digest.update(repr(row).encode())
     return digest.hexdigest()
+
+
+def _length(flag: str, spec: str) -> Any:
+    """parse_length, with the flag named in its one-line error."""
+    from loadgen.lengths import parse_length
+
+    try:
+        return parse_length(spec)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
