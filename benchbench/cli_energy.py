@@ -22,7 +22,7 @@ def agent_command(
     gpus: Annotated[str | None, typer.Option(help="GPU indices, e.g. 0,1 (default: all).")] = None,
 ) -> None:
     """Serve read-only NVML snapshots (GET /snapshot) for `bench run --power-agent URL`."""
-    from collectors.agent import make_agent_server
+    from collectors.agent import make_agent_server, serve_until_interrupted
     from collectors.nvml import NvmlUnavailable
 
     selection = (
@@ -39,12 +39,7 @@ def agent_command(
             "this port can read the GPU readings"
         )
     err.print(f"bench agent on {server.url}/snapshot (Ctrl-C to stop)")
-    try:
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)
 
 
 def register(app: typer.Typer) -> None:

@@ -122,8 +122,12 @@ def serve_agent(
     nvml: Any | None = None,
     gpus: Sequence[int | str] | None = None,
 ) -> None:
-    """Serve GET /snapshot until interrupted (Ctrl-C). The body of `bench agent`."""
-    server = make_agent_server(host, port, token, nvml, gpus)
+    """Serve GET /snapshot until interrupted (Ctrl-C)."""
+    serve_until_interrupted(make_agent_server(host, port, token, nvml, gpus))
+
+
+def serve_until_interrupted(server: AgentServer) -> None:
+    """Serve a built agent until Ctrl-C, then release its port and NVML."""
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
