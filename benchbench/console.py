@@ -77,8 +77,13 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     tt = s.token_truth
     head.add_row(
         "token truth",
-        f"{tt['method']}: {tt['with_usage']}/{tt['requests']} with usage, "
-        f"{tt['output_mismatch']} output and {tt['input_mismatch']} input length mismatches",
+        f"{tt['method']}: {tt['with_usage']}/{tt['requests']} with usage"
+        + (
+            f", {tt['client_tokenizer']} counted by the client tokenizer"
+            if tt.get("client_tokenizer")
+            else ""
+        )
+        + f", {tt['output_mismatch']} output and {tt['input_mismatch']} input length mismatches",
     )
     for key, label in (("energy", "energy"), ("cost", "cost")):
         if key in s.extra and s.extra[key]:

@@ -19,6 +19,9 @@ SELECT
     run_id, idx, warmup, error_kind, error_kind IS NULL AS ok,
     intended_ns, sent_ns, first_token_ns, last_token_ns, closed_ns,
     input_tokens, output_tokens, input_tokens_expected, output_tokens_expected, n_events,
+    -- Stores from before migration 004 have no source; a count there came from usage.
+    coalesce(output_tokens_source,
+             CASE WHEN output_tokens IS NOT NULL THEN 'usage' END) AS output_tokens_source,
     (first_token_ns - sent_ns) / 1e6 AS ttft_ms,
     (first_token_ns - intended_ns) / 1e6 AS ttft_intended_ms,
     (last_token_ns - sent_ns) / 1e6 AS e2e_ms,
@@ -222,7 +225,8 @@ def token_truth(con: duckdb.DuckDBPyConnection, run_id: int, tolerance: float = 
     taken for tokens; a mismatch is flagged, not corrected."""
     row = con.execute(
         f"""SELECT count(*),
-                   count(output_tokens),
+                   count(*) FILTER (WHERE output_tokens_source = 'usage'),
+                   count(*) FILTER (WHERE output_tokens_source = 'client_tokenizer'),
                    count(*) FILTER (WHERE output_tokens_expected IS NOT NULL
                        AND abs(output_tokens - output_tokens_expected)
                            > greatest(1, {tolerance} * output_tokens_expected)),
@@ -233,11 +237,13 @@ def token_truth(con: duckdb.DuckDBPyConnection, run_id: int, tolerance: float = 
             FROM {request_rows(con, run_id)} WHERE ok AND NOT warmup"""
     ).fetchone()
     assert row is not None
-    n, with_usage, out_mismatch, in_mismatch, events_over = (int(v) for v in row)
+    n, with_usage, client, out_mismatch, in_mismatch, events_over = (int(v) for v in row)
+    methods = [m for m, k in (("server_usage", with_usage), ("client_tokenizer", client)) if k]
     return {
-        "method": "server_usage" if with_usage else "none",
+        "method": "+".join(methods) or "none",
         "requests": n,
         "with_usage": with_usage,
+        "client_tokenizer": client,
         "output_mismatch": out_mismatch,
         "input_mismatch": in_mismatch,
         "events_exceed_usage": events_over,

@@ -187,7 +187,9 @@ def _run_loop(
         read_timeout_s=cfg.timeout_s,
         transport=cfg.transport,
     )
-    endpoint = OpenAIEndpoint(api=cfg.api, model=model, stream=cfg.stream)
+    endpoint = OpenAIEndpoint(
+        api=cfg.api, model=model, stream=cfg.stream, count_output=_output_counter(cfg)
+    )
 
     def sink(record: RequestRecord) -> None:
         writer.add_record(record)
@@ -248,6 +250,20 @@ def _run_loop(
         return run_loop(main(), cfg.event_loop)
     except KeyboardInterrupt:  # a second Ctrl-C: what was measured is already in the writer
         raise BenchError("interrupted twice; the run's measured requests were kept") from None
+
+
+def _output_counter(cfg: RunConfig) -> Callable[[str], int] | None:
+    """With --tokenizer, output tokens of responses that carry no usage are counted from
+    their text (stored as such); without it they stay unknown, never guessed from chunks."""
+    if not cfg.tokenizer:
+        return None
+    from benchbench.exact import HFTokenizerCounter
+
+    try:
+        counter = HFTokenizerCounter(cfg.tokenizer)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+    return lambda text: counter.count([text])[0]
 
 
 def run_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:

@@ -53,7 +53,7 @@ def synthesise(db: str, requests: int, tokens: int, rate: float, gpus: int) -> i
                first_ns, last_ns, last_ns + 50000, out_tok,
                in_tok, out_tok, in_tok, out_tok, CASE WHEN kind IS NULL THEN 200 ELSE 500 END,
                kind, CASE WHEN kind IS NOT NULL THEN 'synthetic ' || kind END,
-               i < 100, NULL, NULL, out_tok * 4, NULL
+               i < 100, NULL, NULL, out_tok * 4, NULL, 'usage'
         FROM (
             SELECT i, kind, out_tok, in_tok,
                    i * {step_ns} + 20000000 + (hash(i * 7) % 180000000) AS first_ns,

@@ -37,7 +37,7 @@ def synthesise(db: Path, requests: int, per_request: int) -> int:
                    i * 1000000 + (50 + i % 100) * 1000000 + {per_request - 1} * 20000000 + 100000,
                    {per_request}, 500 + i % 1000, {per_request}, 500 + i % 1000, {per_request},
                    200, CASE WHEN i % 1000 = 0 THEN 'http_5xx' END, NULL, false, NULL, 0,
-                   {per_request} * 4, NULL
+                   {per_request} * 4, NULL, 'usage'
             FROM range({requests}) t(i)"""
     )
     con.execute(

@@ -6,7 +6,7 @@ One narrow protocol (`Endpoint`) so other APIs (TGI native, Ollama native, plugi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -39,6 +39,9 @@ class OpenAIEndpoint:
     model: str
     stream: bool = True
     extra_body: dict[str, Any] | None = None  # user-supplied fields merged into every request
+    # Counts output tokens from the streamed text when the server reports no usage
+    # (a client tokenizer, `--tokenizer`); None leaves such counts unknown.
+    count_output: Callable[[str], int] | None = None
 
     @property
     def path(self) -> str:
@@ -85,6 +88,7 @@ class OpenAIEndpoint:
         chat = self.api == "chat"
         event_ns = record.event_ns
         chars = 0
+        texts: list[str] | None = [] if self.count_output is not None else None
         if ev_d and ev_d[-1] == b"[DONE]":
             done = True
             ev_t, ev_d = ev_t[:-1], ev_d[:-1]
@@ -118,6 +122,8 @@ class OpenAIEndpoint:
                     # A role-only opening chunk carries no text: it does not count as a token.
                     event_ns.append(t)
                     chars += len(text)
+                    if texts is not None:
+                        texts.append(text)
                 if choice.get("finish_reason"):
                     done = True
             usage = obj.get("usage")
@@ -128,6 +134,11 @@ class OpenAIEndpoint:
                 record.server_timings = timings
         record.event_tokens = [None] * len(event_ns)
         record.output_text_chars = chars
+        if record.output_tokens is not None:
+            record.output_tokens_source = "usage"
+        elif texts and self.count_output is not None:
+            record.output_tokens = self.count_output("".join(texts))
+            record.output_tokens_source = "client_tokenizer"
         if event_ns:
             record.first_token_ns = event_ns[0]
             record.last_token_ns = event_ns[-1]
@@ -172,6 +183,7 @@ def _take_usage(record: RequestRecord, usage: dict[str, Any]) -> None:
         record.input_tokens = pt
     if isinstance(ct, int):
         record.output_tokens = ct
+        record.output_tokens_source = "usage"
 
 
 def _finish_json(record: RequestRecord, body: bytes, t_end: int | None, api: Api) -> None:

@@ -41,7 +41,10 @@ class RequestRecord:
     event_ns: list[int] = field(default_factory=list)
     event_tokens: list[int | None] = field(default_factory=list)
     input_tokens: int | None = None  # server usage
-    output_tokens: int | None = None  # server usage
+    output_tokens: int | None = None  # server usage, or the client tokenizer (see below)
+    # Where output_tokens came from: "usage" (the server), "client_tokenizer" (the server
+    # gave no usage and a tokenizer was named), or None (unknown: never guessed from chunks).
+    output_tokens_source: str | None = None
     input_tokens_expected: int | None = None
     output_tokens_expected: int | None = None
     http_status: int | None = None

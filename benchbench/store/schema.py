@@ -96,6 +96,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE token_events ADD COLUMN gap_ns BIGINT;
         """,
     ),
+    (
+        "004_output_token_source",
+        """
+        -- 'usage' (the server's report), 'client_tokenizer' (no usage; counted from the text
+        -- with --tokenizer) or NULL (unknown).
+        ALTER TABLE requests ADD COLUMN output_tokens_source VARCHAR;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -124,6 +124,10 @@ class BatchWriter:
                     ],
                     type=pa.string(),
                 ),
+                # Columns added by later migrations come last, in migration order.
+                "output_tokens_source": pa.array(
+                    [r.output_tokens_source for r in records], type=pa.string()
+                ),
             }
         )
         self._con.from_arrow(table).insert_into("requests")

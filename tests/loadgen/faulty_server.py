@@ -79,6 +79,14 @@ class FaultyServer:
         w.write(_chunk(_usage(self.tokens) + b"data: [DONE]\n\n") + b"0\r\n\r\n")
         return True
 
+    async def _no_usage(self, w: asyncio.StreamWriter) -> bool:
+        """A server that streams but never reports usage (TGI's chat route, some proxies)."""
+        w.write(self._stream_head())
+        for _ in range(self.tokens):
+            w.write(_chunk(TOKEN))
+        w.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        return True
+
     async def _close_after_stream(self, w: asyncio.StreamWriter) -> bool:
         """llama.cpp: a complete stream, keep-alive advertised, then the socket is closed."""
         await self._ok(w)

@@ -105,3 +105,23 @@ def test_an_unreachable_endpoint_is_a_connect_error() -> None:
     outcome, records = asyncio.run(go())
     assert outcome.errored == 2
     assert {r.error_kind for r in records} == {errors.CONNECT}
+
+
+def test_without_usage_output_tokens_stay_unknown_or_come_from_a_named_tokenizer() -> None:
+    async def go(count_output):
+        async with faulty_server("no_usage") as server:
+            records: list[RequestRecord] = []
+            client = make_client(HttpSettings(base_url=server.base_url), time.monotonic_ns)
+            endpoint = OpenAIEndpoint("completions", "m", count_output=count_output)
+            runner = Runner(client, endpoint, time.monotonic_ns, records.append)
+            await runner.run(_specs(), LoadPlan(concurrency=1, max_requests=2))
+            await client.aclose()
+            return records
+
+    unknown = asyncio.run(go(None))
+    assert [(r.output_tokens, r.output_tokens_source) for r in unknown] == [(None, None)] * 2
+    assert all(len(r.event_ns) == 5 for r in unknown)  # chunks are timed, never counted
+    counted = asyncio.run(go(lambda text: len(text.split())))
+    assert [(r.output_tokens, r.output_tokens_source) for r in counted] == [
+        (5, "client_tokenizer")
+    ] * 2
