@@ -167,12 +167,19 @@ def counter_energy_j(series: Series, t0_ns: int, t1_ns: int) -> tuple[float, int
     lo, hi = _clamp(t, 0.0, window_s)
     if hi <= lo:
         return None
-    step = np.diff(v)
-    resets = step < 0
-    step[resets] = v[1:][resets]
-    cumulative = np.concatenate(([0.0], np.cumsum(step)))
+    cumulative, resets = reset_corrected(v)
     e0, e1 = np.interp([lo, hi], t, cumulative)
-    return float(e1 - e0) / 1000.0, int(resets.sum()), (hi - lo) / window_s
+    return float(e1 - e0) / 1000.0, resets, (hi - lo) / window_s
+
+
+def reset_corrected(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """A cumulative counter's running increase from its first sample, and the resets seen.
+    A decrease is a reset (driver reload, server restart, wraparound): the counter is taken
+    to restart from zero, so that interval contributes the new value."""
+    step = np.diff(np.asarray(values, dtype=np.float64))
+    resets = step < 0
+    step[resets] = np.asarray(values, dtype=np.float64)[1:][resets]
+    return np.concatenate(([0.0], np.cumsum(step))), int(resets.sum())
 
 
 def power_integral_j(series: Series, t0_ns: int, t1_ns: int) -> tuple[float, float] | None:

@@ -25,7 +25,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from benchbench.collect import tokens_in_window
+from benchbench.energy import reset_corrected
 from benchbench.store import Store
 from collectors.prometheus import AGGREGATE, NORMALIZE, canonical_metric
 
@@ -77,25 +80,6 @@ class CounterDelta:
     resets: int
 
 
-def _cumulative(values: Sequence[float]) -> list[float]:
-    """Reset-corrected running total: a decrease is a restart from zero, so that interval
-    contributes the new value."""
-    out = [0.0]
-    for prev, cur in zip(values, values[1:], strict=False):
-        out.append(out[-1] + (cur - prev if cur >= prev else cur))
-    return out
-
-
-def _interp(ts: Sequence[int], ys: Sequence[float], t: int) -> float:
-    i = bisect.bisect_right(ts, t)
-    if i == 0:
-        return ys[0]
-    if i == len(ts):
-        return ys[-1]
-    t_a, t_b = ts[i - 1], ts[i]
-    return ys[i - 1] + (ys[i] - ys[i - 1]) * (t - t_a) / (t_b - t_a)
-
-
 def counter_delta(series: Series, t0_ns: int, t1_ns: int) -> CounterDelta | None:
     """The increase of a cumulative counter over [t0_ns, t1_ns] (which should lie inside the
     sampled span: outside it the counter is held at its first or last value). None with
@@ -103,8 +87,11 @@ def counter_delta(series: Series, t0_ns: int, t1_ns: int) -> CounterDelta | None
     if len(series) < 2 or t1_ns <= t0_ns:
         return None
     ts = [t for t, _ in series]
-    cum = _cumulative([v for _, v in series])
-    delta = _interp(ts, cum, t1_ns) - _interp(ts, cum, t0_ns)
+    cum_arr, _ = reset_corrected(np.array([v for _, v in series]))
+    # np.interp holds the counter at its first or last value outside the sampled span.
+    c0, c1 = np.interp([t0_ns, t1_ns], ts, cum_arr)
+    delta = float(c1 - c0)
+    cum = cum_arr.tolist()
     # Bounds: whole edge intervals in (high) or out (low).
     lo_out = bisect.bisect_right(ts, t0_ns) - 1  # last sample at or before t0
     lo_in = bisect.bisect_left(ts, t0_ns)  # first sample at or after t0
