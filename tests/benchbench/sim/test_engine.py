@@ -1,8 +1,9 @@
 """The timing model, measured over loopback with the server's own send stamps.
 
 Tolerance: asyncio sleeps wake up to ~1 ms late (epoll's millisecond timeout), the
-schedule is absolute so that lateness never accumulates; we allow 15 ms on top of
-the model for a shared 2-core CI machine.
+schedule is absolute so that lateness never accumulates. Client and simulator share
+one event loop here, so a busy 2-core CI machine delays both: we allow 25 ms on top of
+the model, still well under the 100 ms that separates the phases the tests tell apart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from benchbench.sim import SimConfig, SimServer
 from tests.benchbench.sim.helpers import stream_events, text_of, with_sim
 
 MS = 1_000_000
-SLACK_NS = 15 * MS
+SLACK_NS = 25 * MS
 TIMED = SimConfig(
     prefill_base_ms=10.0,
     prefill_ms_per_token=0.0,
@@ -53,16 +54,23 @@ def test_a_lone_stream_takes_prefill_plus_one_step_per_token() -> None:
 def test_requests_beyond_max_batch_wait_in_fifo_for_a_free_slot() -> None:
     async def body(sim: SimServer, client: httpx.AsyncClient):
         url = f"{sim.base_url}/completions"
+        # Open the four connections first: connection setup in the same loop
+        # as the simulator would otherwise land inside the timed window.
+        await asyncio.gather(*(_timed_stream(client, url, 1) for _ in range(4)))
         # One origin for all four: comparing streams needs one time axis.
         origin = time.monotonic_ns()
         return await asyncio.gather(*(_timed_stream(client, url, 5, origin) for _ in range(4)))
 
     streams = sorted(with_sim(TIMED, body), key=lambda offsets: offsets[0])
     early, late = streams[:2], streams[2:]
-    # First two: TTFT = 10 + 20 ms, done after 10 + 5 * 20 ms.
-    assert all(s[0] <= 30 * MS + SLACK_NS for s in early)
-    # The other two start only when a slot frees: first token ~ 110 + 10 + 20 ms.
-    assert all(s[0] >= max(e[-1] for e in early) for s in late)
+    # A step admits whatever is waiting when it starts, so the first request is alone
+    # in step one (TTFT = 10 + 20 ms) and the second joins it by step two at the latest
+    # (its prefill lengthens that step: TTFT <= 30 + 10 + 20 ms).
+    assert early[0][0] <= 30 * MS + SLACK_NS
+    assert early[1][0] <= 60 * MS + SLACK_NS
+    # The other two start only when a slot frees (the first early stream to finish
+    # frees one): first token ~ 110 + 10 + 20 ms.
+    assert all(s[0] > min(e[-1] for e in early) for s in late)
     assert all(s[0] >= 130 * MS for s in late)
 
 
