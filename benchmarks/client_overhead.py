@@ -12,18 +12,27 @@ client runs on another. For each transport and concurrency it runs a closed-loop
   client, as in a real benchmark); prints the timestamp error, the client's receive time minus
   the simulator's send stamp (`bb_send_ns`, same monotonic clock), p50 and p99 in microseconds.
   A saturated client's "error" is its own queueing, which is why the two are measured apart.
+
+`--transports` takes benchbench's stream clients (raw, aiohttp, httpx) and `peer`: a reference
+written here in the style most serving benchmarks use (an aiohttp session, the body iterated
+line by line, `json.loads` and a `perf_counter()` stamp per event in the request's coroutine,
+text accumulated as it arrives, nothing stored). It gives the ratio that matters on whatever
+machine runs this: benchbench's cost per token against the field's common client, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
+import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import orjson
 
 from benchbench.orchestrate import run_loop
@@ -117,6 +126,76 @@ async def one(
     }
 
 
+async def peer_one(
+    base_url: str, concurrency: int, tokens: int, per_stream: int
+) -> dict[str, float]:
+    """The reference client: what a typical serving benchmark's request function does."""
+    n = concurrency * per_stream
+    url = base_url.rstrip("/") + "/completions"
+    errs: list[float] = []
+    counts: list[int] = []
+    failed = 0
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=600))
+    todo = iter(range(n))
+
+    async def worker() -> None:
+        nonlocal failed
+        for _ in todo:
+            payload = {
+                "model": "sim-llm",
+                "prompt": "a b c d",
+                "max_tokens": tokens,
+                "stream": True,
+            }
+            stamps: list[float] = []
+            sends: list[int] = []
+            text = ""
+            async with session.post(url, json=payload) as response:
+                if response.status != 200:
+                    failed += 1
+                    continue
+                async for line in response.content:
+                    line = line.strip()
+                    if not line or not line.startswith(b"data: "):
+                        continue
+                    data = line[6:]
+                    if data == b"[DONE]":
+                        continue
+                    stamps.append(time.perf_counter())
+                    event = json.loads(data)
+                    choices = event.get("choices")
+                    if choices and choices[0].get("text"):
+                        text += choices[0]["text"]
+                        sends.append(event.get("bb_send_ns", 0))
+                    else:
+                        stamps.pop()
+            counts.append(len(stamps))
+            # Same clock translation as the record's: perf_counter and monotonic_ns share
+            # CLOCK_MONOTONIC on Linux, so the error is comparable with the others'.
+            errs.extend((s * 1e9 - b) / 1e3 for s, b in zip(stamps, sends, strict=True) if b)
+
+    gc.collect()
+    gc.freeze()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await session.close()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    gc.unfreeze()
+    events = sum(counts)
+    return {
+        "ok": len(counts) - failed,
+        "errored": failed,
+        "events": events,
+        "events_per_cpu_s": events / cpu,
+        "cpu_s_per_1m": cpu / events * 1e6,
+        "events_per_s": events / wall,
+        "cpu_util": cpu / wall,
+        "err_p50_us": pct(errs, 0.5),
+        "err_p99_us": pct(errs, 0.99),
+    }
+
+
 def row(mode: str, loop: str, transport: str, conc: int, med: dict[str, float]) -> str:
     return (
         f"{mode:9} {loop:7} {transport:9} {conc:>5} {med['events']:>8.0f} "
@@ -129,7 +208,7 @@ def row(mode: str, loop: str, transport: str, conc: int, med: dict[str, float]) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--concurrency", default="64,256,1024")
-    ap.add_argument("--transports", default="raw,aiohttp,httpx")
+    ap.add_argument("--transports", default="raw,aiohttp,httpx,peer")
     ap.add_argument("--tokens", type=int, default=200, help="tokens per stream")
     ap.add_argument("--per-stream", type=int, default=2, help="requests per concurrent stream")
     ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs")
@@ -167,7 +246,9 @@ def main() -> None:
                         for transport in transports:
                             runs = [
                                 run_loop(
-                                    one(
+                                    peer_one(sim.base_url, conc, args.tokens, args.per_stream)
+                                    if transport == "peer"
+                                    else one(
                                         sim.base_url,
                                         transport,
                                         conc,

@@ -7,7 +7,8 @@ between sends, so the schedule cannot drift: a late runner falls behind the sche
 it records as schedule lag) instead of shifting it. Every process sends its first request at
 offset 0.
 
-Closed loop (a fixed number of users) is not a schedule; ``ClosedLoop`` only describes it.
+Closed loop (a fixed number of users, with think time) is not a schedule: the runner drives
+it, and think times come from ``loadgen.sessions.ThinkTime``.
 """
 
 from __future__ import annotations
@@ -24,17 +25,14 @@ from loadgen.profiles import Diurnal, PiecewiseLinear, VectorProfile
 
 __all__ = [
     "Arrivals",
-    "ClosedLoop",
     "Diurnal",
     "PiecewiseLinear",
     "Constant",
-    "ExponentialThink",
     "Gamma",
     "OnOff",
     "Poisson",
     "Ramp",
     "RateModulated",
-    "SecondsDist",
     "achieved_stats",
     "first_offsets_ns",
     "parse_arrivals",
@@ -310,44 +308,6 @@ class RateModulated:
 
     def describe(self) -> str:
         return f"{self.base.describe()} x {self.multiplier!r}"
-
-
-class SecondsDist(Protocol):
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` durations in seconds."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ExponentialThink:
-    """Exponential think times with mean ``mean_s`` seconds, for ClosedLoop."""
-
-    mean_s: float
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return rng.exponential(self.mean_s, n)
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedLoop:
-    """``concurrency`` users, each sending its next request when the previous one ends,
-    after a think time: a float of seconds, or anything with ``sample(rng, n)`` returning
-    seconds (``ExponentialThink``, or a LengthDist read as whole seconds)."""
-
-    concurrency: int
-    think_time: float | SecondsDist = 0.0
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
-        if isinstance(self.think_time, int | float) and self.think_time < 0:
-            raise ValueError(f"think time must be >= 0 seconds, got {self.think_time}")
-
-    def think_times_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """The next ``n`` think times in seconds (all zero when there is no think time)."""
-        if isinstance(self.think_time, int | float):
-            return np.full(n, float(self.think_time))
-        return np.asarray(self.think_time.sample(rng, n), dtype=np.float64)
 
 
 def first_offsets_ns(arrivals: Arrivals, seed: int, n: int) -> np.ndarray:

@@ -7,10 +7,8 @@ import pytest
 
 from loadgen.arrivals import (
     Arrivals,
-    ClosedLoop,
     Constant,
     Diurnal,
-    ExponentialThink,
     Gamma,
     OnOff,
     PiecewiseLinear,
@@ -177,15 +175,6 @@ def test_parse_arrivals_rejects_with_one_line_naming_the_accepted_forms(kind, ra
     with pytest.raises(ValueError) as err:
         parse_arrivals(kind, rate, burstiness=burstiness)
     assert "\n" not in str(err.value) and "accepted: poisson | constant" in str(err.value)
-
-
-def test_closed_loop_think_times():
-    assert np.all(ClosedLoop(8).think_times_s(np.random.default_rng(0), 5) == 0.0)
-    assert np.all(ClosedLoop(8, 1.5).think_times_s(np.random.default_rng(0), 5) == 1.5)
-    think = ClosedLoop(8, ExponentialThink(2.0)).think_times_s(np.random.default_rng(0), 20_000)
-    assert abs(think.mean() - 2.0) < 0.1
-    with pytest.raises(ValueError, match="concurrency"):
-        ClosedLoop(0)
 
 
 def test_achieved_stats_needs_a_few_offsets():
