@@ -31,8 +31,17 @@ def test_leaves_import_neither_the_spine_nor_each_other() -> None:
 
 def test_code_is_ruff_clean() -> None:
     result = subprocess.run(
-        [_tool("ruff"), "check", "benchbench", "loadgen", "collectors", "reports", "tests",
-         "benchmarks", "scripts"],
+        [
+            _tool("ruff"),
+            "check",
+            "benchbench",
+            "loadgen",
+            "collectors",
+            "reports",
+            "tests",
+            "benchmarks",
+            "scripts",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

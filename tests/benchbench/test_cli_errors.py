@@ -19,9 +19,7 @@ BENCH = [sys.executable, "-c", "from benchbench.cli import main; main()"]
 def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     full_env.update(env or {})
-    return subprocess.run(
-        [*BENCH, *args], capture_output=True, text=True, timeout=60, env=full_env
-    )
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=60, env=full_env)
 
 
 def assert_one_line(proc: subprocess.CompletedProcess[str], says: str) -> None:
