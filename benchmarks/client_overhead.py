@@ -78,6 +78,23 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def figures(
+    ok: int, errored: int, events: int, cpu: float, wall: float, errs: list[float]
+) -> dict[str, float]:
+    """One run's row: CPU per event, throughput and timestamp error."""
+    return {
+        "ok": ok,
+        "errored": errored,
+        "events": events,
+        "events_per_cpu_s": events / cpu,
+        "cpu_s_per_1m": cpu / events * 1e6,
+        "events_per_s": events / wall,
+        "cpu_util": cpu / wall,
+        "err_p50_us": pct(errs, 0.5),
+        "err_p99_us": pct(errs, 0.99),
+    }
+
+
 async def one(
     base_url: str, transport: str, concurrency: int, tokens: int, per_stream: int, db: Path
 ) -> dict[str, float]:
@@ -113,17 +130,7 @@ async def one(
     store.close()
     events = sum(len(r.event_ns) for r in records)
     errs = stamp_errors_us(endpoint.captured)
-    return {
-        "ok": outcome.ok,
-        "errored": outcome.errored,
-        "events": events,
-        "events_per_cpu_s": events / cpu,
-        "cpu_s_per_1m": cpu / events * 1e6,
-        "events_per_s": events / wall,
-        "cpu_util": cpu / wall,
-        "err_p50_us": pct(errs, 0.5),
-        "err_p99_us": pct(errs, 0.99),
-    }
+    return figures(outcome.ok, outcome.errored, events, cpu, wall, errs)
 
 
 async def peer_one(
@@ -183,17 +190,7 @@ async def peer_one(
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     gc.unfreeze()
     events = sum(counts)
-    return {
-        "ok": len(counts) - failed,
-        "errored": failed,
-        "events": events,
-        "events_per_cpu_s": events / cpu,
-        "cpu_s_per_1m": cpu / events * 1e6,
-        "events_per_s": events / wall,
-        "cpu_util": cpu / wall,
-        "err_p50_us": pct(errs, 0.5),
-        "err_p99_us": pct(errs, 0.99),
-    }
+    return figures(len(counts) - failed, failed, events, cpu, wall, errs)
 
 
 def row(mode: str, loop: str, transport: str, conc: int, med: dict[str, float]) -> str:
