@@ -169,14 +169,13 @@ async def peer_one(
                     data = line[6:]
                     if data == b"[DONE]":
                         continue
-                    stamps.append(time.perf_counter())
+                    now = time.perf_counter()
                     event = json.loads(data)
                     choices = event.get("choices")
                     if choices and choices[0].get("text"):
                         text += choices[0]["text"]
+                        stamps.append(now)
                         sends.append(event.get("bb_send_ns", 0))
-                    else:
-                        stamps.pop()
             counts.append(len(stamps))
             # Same clock translation as the record's: perf_counter and monotonic_ns share
             # CLOCK_MONOTONIC on Linux, so the error is comparable with the others'.
