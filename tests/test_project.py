@@ -55,3 +55,15 @@ def test_every_cli_command_has_help() -> None:
     for command in app.registered_commands:
         doc = command.help or (command.callback.__doc__ if command.callback else None)
         assert doc, f"bench {command.name} has no help text"
+
+
+def test_no_test_or_benchmark_reads_the_developers_shared_folder() -> None:
+    """A user's clone has no ../shared: the repository carries the data its tests read
+    (tests/data/), so a fresh clone runs every test."""
+    offenders = []
+    for folder in ("tests", "benchmarks", "benchbench", "loadgen", "collectors", "reports"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            if '"shared"' in text or "../shared" in text or "'shared'" in text:
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == [], f"these read ../shared: {offenders}"

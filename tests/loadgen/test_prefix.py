@@ -1,27 +1,20 @@
 """Ideal (infinite-cache) prefix-hit ratios, against WORKLOADS.md's published figures."""
 
-from pathlib import Path
-
 import pytest
 
 from loadgen.prefix import ideal_prefix_hit_ratio, ideal_prefix_hit_ratio_texts
 from loadgen.prompts import prefix_blocks_text
 from loadgen.traces import TraceRecord, load_trace
-
-TRACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "traces"
-MOONCAKE = TRACES / "mooncake_fast25"
-needs_traces = pytest.mark.skipif(not MOONCAKE.is_dir(), reason=f"shared traces absent ({TRACES})")
+from tests.data.traces import MOONCAKE_CONV, MOONCAKE_SYNTHETIC
 
 
-@needs_traces
 def test_mooncake_conversation_trace_hits_37_4_percent():
-    trace = load_trace(MOONCAKE / "conversation_trace.jsonl")
+    trace = load_trace(MOONCAKE_CONV)
     assert ideal_prefix_hit_ratio(trace.records) == pytest.approx(0.374, abs=0.001)
 
 
-@needs_traces
 def test_mooncake_synthetic_trace_hits_65_1_percent():
-    trace = load_trace(MOONCAKE / "synthetic_trace.jsonl")
+    trace = load_trace(MOONCAKE_SYNTHETIC)
     assert ideal_prefix_hit_ratio(trace.records, 512) == pytest.approx(0.651, abs=0.001)
 
 

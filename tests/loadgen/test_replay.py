@@ -1,19 +1,11 @@
 """Trace replay: time transforms, synthesised prompts and send drift."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from loadgen.replay import ReplayOptions, iter_replay, plan_replay, replay_drift, schedule
 from loadgen.traces import TraceRecord, load_trace
-
-TRACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "traces"
-AZURE_CONV = TRACES / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
-MOONCAKE_CONV = TRACES / "mooncake_fast25" / "conversation_trace.jsonl"
-needs_traces = pytest.mark.skipif(
-    not AZURE_CONV.is_file(), reason=f"shared traces absent ({TRACES})"
-)
+from tests.data.traces import AZURE_CONV, MOONCAKE_CONV
 
 
 def records(times, input_tokens=8, output_tokens=4):
@@ -32,8 +24,6 @@ def iat_cv(times):
 
 @pytest.fixture(scope="module")
 def azure_conv():
-    if not AZURE_CONV.is_file():
-        pytest.skip(f"shared traces absent ({TRACES})")
     return load_trace(AZURE_CONV).records
 
 
@@ -58,7 +48,6 @@ def test_limit_keeps_the_earliest():
     assert offsets(records([0.0, 1.0]), limit=0) == []
 
 
-@needs_traces
 def test_rate_scale_half_thins_keeping_span_and_iat_shape(azure_conv):
     base = [p.t_s for p in schedule(azure_conv, ReplayOptions())]
     thin = [p.t_s for p in schedule(azure_conv, ReplayOptions(rate_scale=0.5, seed=3))]
@@ -67,7 +56,6 @@ def test_rate_scale_half_thins_keeping_span_and_iat_shape(azure_conv):
     assert iat_cv(thin) == pytest.approx(iat_cv(base), rel=0.10)
 
 
-@needs_traces
 def test_rate_scale_above_one_superposes_shifted_copies(azure_conv):
     base = [p.t_s for p in schedule(azure_conv, ReplayOptions())]
     for scale in (2.0, 2.5):
@@ -170,8 +158,6 @@ def test_lazy_replay_builds_nothing_up_front_and_equals_the_plan():
 def test_lazy_replay_of_a_whole_trace_starts_with_the_planned_specs(trace):
     """The first 500 specs of the whole trace, built lazily, equal an eager plan of the first
     500 records: hash-id prompts (Mooncake) and seeded filler text (Azure) alike."""
-    if not trace.is_file():
-        pytest.skip(f"shared traces absent ({TRACES})")
     recs = load_trace(trace).records
     specs, offs, n = iter_replay(recs, ReplayOptions(), api="chat", seed=3, ignore_eos=True)
     assert n == len(recs)

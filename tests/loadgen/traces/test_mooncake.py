@@ -1,17 +1,13 @@
 """Mooncake JSONL traces (timestamps in ms, 512-token prefix-chained hash blocks)."""
 
 import math
-from pathlib import Path
 
 import pytest
 
 from loadgen.traces import load_trace, parse_mooncake
-
-TRACES = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "traces"
-CONV = TRACES / "mooncake_fast25" / "conversation_trace.jsonl"
+from tests.data.traces import MOONCAKE_CONV as CONV
 
 
-@pytest.mark.skipif(not CONV.is_file(), reason=f"shared traces absent ({TRACES})")
 def test_conversation_trace_parses_with_block_hashes():
     trace = load_trace(CONV)
     assert trace.format == "mooncake"
