@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -81,14 +82,55 @@ for _module in (cli_traffic, cli_energy, cli_report, cli_gate):
     _module.register(app)
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """The exception classes click raises for bad command lines. Recent typer bundles its own
+    copy of click (typer._click) whose classes do not derive from click's, so catch both."""
+    import click
+
+    types: list[type[Exception]] = [click.exceptions.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as BundledClickException
+    except ImportError:  # typer that uses the installed click
+        pass
+    else:
+        types.append(BundledClickException)
+    return tuple(types)
+
+
+def _print_usage_error(exc: Exception) -> None:
+    """One `error:` line and, when the failing command is known, one line naming its help."""
+    from benchbench.urls import redact_url
+
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return  # `bench` or `bench baseline` alone: typer has already printed the help
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {_redact_words(message, redact_url)}", markup=True)
+    path = getattr(ctx, "command_path", None)
+    if path:
+        err.print(f"see `{path} --help`", markup=False)
+
+
+def _redact_words(text: str, redact: Callable[[str], str]) -> str:
+    # A bad value is echoed back by click; a URL in it may hold a password.
+    return " ".join(redact(w) if "://" in w else w for w in text.split(" "))
+
+
 def main() -> None:
     """Entry point: one place that turns user errors into one line and an exit code."""
     from benchbench.store import StoreError
 
+    usage_errors = _usage_error_types()
     try:
         # With standalone_mode=False, click returns a typer.Exit's code instead of exiting.
-        rc = app(standalone_mode=False)
+        rc = app(prog_name="bench", standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
+    except usage_errors as exc:
+        _print_usage_error(exc)
+        sys.exit(2)
     except (BenchError, StoreError, ValueError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -100,13 +142,6 @@ def main() -> None:
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            Console(stderr=True).print(f"[red]error:[/] {exc.format_message()}", highlight=False)
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

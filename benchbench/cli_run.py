@@ -19,12 +19,22 @@ DbOpt = Annotated[str, typer.Option("--db", help="DuckDB store file holding the 
 
 
 def _parse_headers(values: list[str]) -> dict[str, str]:
+    """'Name: value' flags as a dict; a name that is not a header token, or a value holding
+    CR/LF (which would smuggle in another header line), is refused here."""
+    from benchbench.config import check_header
+
     out: dict[str, str] = {}
     for v in values:
         name, sep, value = v.partition(":")
         if not sep or not name.strip():
-            raise BenchError(f"--header must look like 'Name: value', got {v!r}")
-        out[name.strip()] = value.strip()
+            raise BenchError(f"--header must look like 'Name: value', got {name.strip()!r}")
+        # Only blanks are trimmed: a CR or LF at either end is refused, not silently dropped.
+        name, value = name.strip(" \t"), value.strip(" \t")
+        try:
+            check_header(name, value)
+        except ValueError as exc:
+            raise BenchError(str(exc)) from None
+        out[name] = value
     return out
 
 
@@ -175,8 +185,18 @@ def run_command(
         str, typer.Option(help="Client event loop: auto (uvloop when installed), uvloop, asyncio.")
     ] = "auto",
     timeout: Annotated[
-        float, typer.Option(help="Seconds a stream may stall before it counts as a timeout.")
+        float,
+        typer.Option(
+            help="Seconds a request may stay silent (no byte) before it counts as a timeout."
+        ),
     ] = 300.0,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Total seconds one request may take, from send to the end of its stream "
+            "(--timeout is the silence limit)."
+        ),
+    ] = 1800.0,
     slo: Annotated[
         str | None, typer.Option(help="SLOs for goodput, e.g. ttft_p99_ms=500,tpot_p99_ms=50.")
     ] = None,
@@ -282,6 +302,7 @@ def run_command(
         transport=transport,
         event_loop=event_loop,
         timeout_s=timeout,
+        request_timeout_s=request_timeout,
         slo=slo,
         sim_fast=sim_fast,
         gpus=gpus,

@@ -243,6 +243,12 @@ def search_command(
         str, typer.Option(help="Output length spec.")
     ] = "lognormal:median=128,sigma=0.5,max=1024",
     seed: Annotated[int, typer.Option(help="Seed for lengths, prompts and schedule.")] = 0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a request may stay silent, as in `bench run`.")
+    ] = 300.0,
+    request_timeout: Annotated[
+        float, typer.Option(help="Total seconds one request may take, as in `bench run`.")
+    ] = 1800.0,
     sim_fast: Annotated[
         bool, typer.Option(help="Simulator only: stream as fast as possible.")
     ] = False,
@@ -267,6 +273,8 @@ def search_command(
         input_len=input_len,
         output_len=output_len,
         seed=seed,
+        timeout_s=timeout,
+        request_timeout_s=request_timeout,
         slo=slo,
         sim_fast=sim_fast,
         idle_seconds=0.0,

@@ -7,6 +7,61 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchbench.errors import BenchError
+from benchbench.urls import redact_url
+
+# RFC 9110 token characters: what a header name may hold.
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def check_http_url(url: str, flag: str, example: str) -> None:
+    """Raise ValueError (one line, credentials removed) unless `url` is an http(s) URL with a
+    host and a valid port: the same URL must not pass here and then fail inside a client."""
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    shown = redact_url(url)
+    hint = f"{flag} must be an http(s) URL like {example}, got {shown!r}"
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError(f"{hint} (it holds whitespace or control characters)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0..65535
+        parsed = httpx.URL(url)
+    except ValueError as exc:  # httpx.InvalidURL is not a ValueError; caught below
+        raise ValueError(f"{hint} ({_redacted_reason(exc, url, shown)})") from None
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{hint} ({_redacted_reason(exc, url, shown)})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(hint)
+    if not parts.hostname or not parsed.host:
+        raise ValueError(f"{hint} (no host)")
+    if port == 0:
+        raise ValueError(f"{hint} (port 0)")
+
+
+def _redacted_reason(exc: Exception, url: str, shown: str) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return reason.replace(url, shown)
+
+
+def check_header(name: str, value: str) -> None:
+    """Raise ValueError unless `name: value` is one well-formed header line: a name of token
+    characters, a value without CR, LF or other control characters (tab allowed). A CR/LF in
+    a value would otherwise end the line and smuggle in another header. The value is never
+    echoed: it may be a secret."""
+    if not name or not set(name) <= _TOKEN_CHARS:
+        raise ValueError(
+            f"--header name {name!r} is not a valid header name "
+            "(letters, digits and !#$%&'*+-.^_`|~ only)"
+        )
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+        raise ValueError(
+            f"--header {name}: the value holds CR, LF or another control character; "
+            "a header value must be one line"
+        )
 
 
 class RunConfig(BaseModel):
@@ -21,7 +76,9 @@ class RunConfig(BaseModel):
     stream: bool = True
     transport: Literal["raw", "aiohttp", "httpx"] = "raw"
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
-    timeout_s: float = Field(default=300.0, gt=0)
+    timeout_s: float = Field(default=300.0, gt=0)  # silence: longest wait for the next byte
+    # Total: one request from send to the end of its stream (a server may trickle bytes).
+    request_timeout_s: float = Field(default=1800.0, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
 
     # Load
@@ -99,11 +156,29 @@ class RunConfig(BaseModel):
     def _endpoint(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(
-                f"--endpoint must be an http(s) URL like http://127.0.0.1:8000/v1, got {v!r}"
-            )
+        check_http_url(v, "--endpoint", "http://127.0.0.1:8000/v1")
         return v.rstrip("/")
+
+    @field_validator("scrape")
+    @classmethod
+    def _scrape(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for url in v:
+            check_http_url(url, "--scrape", "http://127.0.0.1:8000/metrics")
+        return v
+
+    @field_validator("power_agent")
+    @classmethod
+    def _power_agent(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_http_url(v, "--power-agent", "http://gpu-host:9464")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            check_header(name, value)
+        return v
 
     @field_validator("think_time", mode="before")
     @classmethod
@@ -141,6 +216,9 @@ class RunConfig(BaseModel):
     def public_dict(self) -> dict[str, object]:
         """The config as stored with the run: secrets never reach the store."""
         d = self.model_dump()
+        d["endpoint"] = redact_url(self.endpoint) if self.endpoint else None
+        d["scrape"] = [redact_url(u) for u in self.scrape]
+        d["power_agent"] = redact_url(self.power_agent) if self.power_agent else None
         d["api_key"] = "***" if self.api_key else None
         d["headers"] = {k: "***" for k in self.headers}
         d["power_agent_token"] = "***" if self.power_agent_token else None
@@ -156,4 +234,11 @@ def make_config(**kwargs: object) -> RunConfig:
         loc = ".".join(str(p) for p in err["loc"]) or "config"
         msg = err["msg"].removeprefix("Value error, ")
         flag = "--" + loc.removesuffix("_s").replace("_", "-") if loc != "config" else ""
+        flag = _FLAG_NAMES.get(flag, flag)
+        if flag and msg.startswith(flag):
+            flag = ""  # the message names its flag already
         raise BenchError(f"{flag + ': ' if flag else ''}{msg}") from None
+
+
+# Fields whose flag is not their name with dashes.
+_FLAG_NAMES = {"--headers": "--header"}

@@ -1,10 +1,75 @@
-"""The endpoint under test: checking it answers, and learning its model name."""
+"""The endpoint under test: checking it answers, learning its model name, and the bounded
+one-off HTTP calls made around a run (/models, /tokenize, the template probe)."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 
 from benchbench.errors import BenchError
+from benchbench.urls import redact_url
+
+T = TypeVar("T")
+
+
+class DeadlineExceeded(httpx.TimeoutException):
+    """A request that kept receiving bytes but did not finish within its total bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """How long one call may wait: `silence_s` for any one byte (connect, write, read) and
+    `total_s` from send to the last byte of the body. httpx's own timeouts bound single reads
+    only, so a server that trickles a byte every half second would hold them for ever."""
+
+    silence_s: float
+    total_s: float
+    connect_s: float | None = None
+
+    def httpx_timeout(self) -> httpx.Timeout:
+        silence = min(self.silence_s, self.total_s)
+        connect = min(self.connect_s, silence) if self.connect_s else silence
+        return httpx.Timeout(silence, connect=connect)
+
+
+async def request_within(
+    client: httpx.AsyncClient, method: str, url: str, bounds: Bounds, json: Any = None
+) -> httpx.Response:
+    """One request with its body read whole, cancelled once `bounds.total_s` has passed."""
+    try:
+        return await asyncio.wait_for(client.request(method, url, json=json), bounds.total_s)
+    except TimeoutError:
+        raise DeadlineExceeded(
+            f"no complete answer within {bounds.total_s:g} s (--request-timeout)"
+        ) from None
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion from synchronous code, on a helper thread when this thread is
+    already running an event loop (asyncio.run refuses to nest)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(1, thread_name_prefix="bench-http") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def http_call(
+    method: str, url: str, headers: dict[str, str], bounds: Bounds, json: Any = None
+) -> httpx.Response:
+    """One bounded request from synchronous code (see Bounds)."""
+
+    async def call() -> httpx.Response:
+        async with httpx.AsyncClient(headers=headers, timeout=bounds.httpx_timeout()) as client:
+            return await request_within(client, method, url, bounds, json)
+
+    return run_sync(call())
 
 
 def auth_headers(api_key: str | None, headers: dict[str, str]) -> dict[str, str]:
@@ -14,29 +79,45 @@ def auth_headers(api_key: str | None, headers: dict[str, str]) -> dict[str, str]
     return out
 
 
-def discover_model(base_url: str, headers: dict[str, str], timeout_s: float = 10.0) -> str:
-    """The first model the server lists at GET /models; one clear line when that fails."""
+def discover_model(
+    base_url: str,
+    headers: dict[str, str],
+    timeout_s: float = 10.0,
+    request_timeout_s: float | None = None,
+    *,
+    connect_timeout_s: float | None = None,
+) -> str:
+    """The first model the server lists at GET /models; one clear line when that fails.
+    `timeout_s` bounds silence, `request_timeout_s` (default: `timeout_s`) the whole call."""
     url = base_url.rstrip("/") + "/models"
+    shown, shown_base = redact_url(url), redact_url(base_url)
+    bounds = Bounds(timeout_s, request_timeout_s or timeout_s, connect_timeout_s)
     try:
-        resp = httpx.get(url, headers=headers, timeout=timeout_s)
+        resp = http_call("GET", url, headers, bounds)
     except httpx.ConnectError:
         raise BenchError(
-            f"cannot connect to {base_url}: is the server running? (check --endpoint)"
+            f"cannot connect to {shown_base}: is the server running? (check --endpoint)"
+        ) from None
+    except DeadlineExceeded:
+        raise BenchError(
+            f"{shown} did not finish answering within {bounds.total_s:g} s "
+            "(check --endpoint, or raise --request-timeout)"
         ) from None
     except httpx.TimeoutException:
         raise BenchError(
-            f"{url} did not answer within {timeout_s:g} s (check --endpoint)"
+            f"{shown} did not answer within {bounds.silence_s:g} s (check --endpoint)"
         ) from None
     except httpx.HTTPError as exc:
-        raise BenchError(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
+        reason = str(exc).splitlines()[0].replace(url, shown) if str(exc) else ""
+        raise BenchError(f"request to {shown} failed: {type(exc).__name__}: {reason}") from None
     if resp.status_code in (401, 403):
         raise BenchError(
-            f"{url} answered {resp.status_code} (unauthorised): "
+            f"{shown} answered {resp.status_code} (unauthorised): "
             "pass --api-key or set OPENAI_API_KEY"
         )
     if resp.status_code != 200:
         raise BenchError(
-            f"{url} answered HTTP {resp.status_code}; "
+            f"{shown} answered HTTP {resp.status_code}; "
             "pass --model NAME if the server has no /models"
         )
     try:
@@ -44,6 +125,6 @@ def discover_model(base_url: str, headers: dict[str, str], timeout_s: float = 10
         return str(data["data"][0]["id"])
     except (ValueError, KeyError, IndexError, TypeError):
         raise BenchError(
-            f"{url} did not return an OpenAI model list; pass --model NAME (is this an "
+            f"{shown} did not return an OpenAI model list; pass --model NAME (is this an "
             "OpenAI-compatible /v1 URL?)"
         ) from None
