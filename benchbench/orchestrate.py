@@ -12,6 +12,7 @@ import itertools
 import platform
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ from benchbench.errors import BenchError
 from benchbench.live import LiveStats
 from benchbench.metrics import RunSummary, parse_slos, summarize
 from benchbench.server_view import server_view
-from benchbench.store import BatchWriter, open_store
+from benchbench.store import BatchWriter, PeriodicCheckpoint, Store, open_store
 from benchbench.target import auth_headers, discover_model
 from benchbench.traffic import build_traffic
+from benchbench.urls import redact_url
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
 from loadgen.runner import LoadPlan, Runner, RunOutcome
@@ -37,12 +39,23 @@ T = TypeVar("T")
 LiveCallback = Callable[[LiveStats, int], None]
 
 
+# A run's data reach the .duckdb file itself (not only its write-ahead log) at least this
+# often, so copying that file alone keeps all but the last interval of a live run.
+CHECKPOINT_EVERY_S = 10.0
+# An open loop that fell further behind its schedule than this is said so at the end.
+BEHIND_SCHEDULE_WARN_NS = 100_000_000
+_MAX_STORED_ERRORS = 10
+
+
 @dataclass
 class RunResult:
     run_id: int
     summary: RunSummary
     outcome: RunOutcome
     header: dict[str, Any] = field(default_factory=dict)
+    # complete | interrupted | failed (the books did not balance, a store write or a task of
+    # the run failed): `bench run` exits 1 on failed, 130 on interrupted.
+    status: str = "complete"
 
 
 def run_benchmark(
@@ -53,11 +66,17 @@ def run_benchmark(
     group: RunGroup | None = None,
     nvml: Any | None = None,
 ) -> RunResult:
-    """One measured run, stored under a new run id. `group` ties sweep points or repeats."""
+    """One measured run, stored under a new run id. `group` ties sweep points or repeats.
+
+    Every exit leaves the run with a final status: SIGTERM is handled as SIGINT (sending
+    stops, what is in flight is recorded as cancelled, status "interrupted"); an exception
+    after the run was created marks it "interrupted" or "failed", with what was measured
+    kept. Only a process killed outright leaves it "running" (later seen as "abandoned")."""
     slos = parse_slos(cfg.slo) if cfg.slo else None
     traffic = build_traffic(cfg)  # validate the workload before touching anything else
     validate_prices(cfg)
     with contextlib.ExitStack() as stack:
+        signals = stack.enter_context(_Signals())
         base_url = cfg.endpoint
         sim_note = sim_metrics = None
         if base_url is None:
@@ -68,7 +87,14 @@ def run_benchmark(
             sim_note = "built-in simulator"
             sim_metrics = sim.root_url + "/metrics"
         headers = auth_headers(cfg.api_key, cfg.headers)
-        model = cfg.model or discover_model(base_url, headers, cfg.connect_timeout_s)
+        model = cfg.model or discover_model(
+            base_url,
+            headers,
+            cfg.timeout_s,
+            _request_timeout(cfg),
+            connect_timeout_s=cfg.connect_timeout_s,
+        )
+        endpoint_shown = sim_note or redact_url(base_url)
         store = open_store(cfg.db)
         stack.callback(store.close)
         origin = clock()
@@ -76,7 +102,7 @@ def run_benchmark(
         run_id = store.create_run(
             wall_anchor_s=wall_anchor,
             name=cfg.name,
-            endpoint=sim_note or base_url,
+            endpoint=endpoint_shown,
             api=cfg.api,
             model=model,
             load_mode=traffic.mode,
@@ -91,49 +117,27 @@ def run_benchmark(
             sweep_point=group.index if group else None,
             group_kind=group.kind if group else None,
         )
-        writer = BatchWriter(store, run_id, origin)
-        collectors = build_collectors(cfg, sim_metrics, nvml)
-        stats = LiveStats(total=cfg.requests or traffic.max_requests)
-        outcome, overhead = _run_loop(
-            cfg, traffic, base_url, headers, model, clock, writer, stats, on_live, collectors
-        )
-        status = "interrupted" if outcome.interrupted else "complete"
+        writer = _Writer(BatchWriter(store, run_id, origin))
         try:
-            writer.close()
-        except Exception as exc:  # the data already written stays; say what failed
-            status = "failed"
-            overhead["warnings"].append(f"store write failed: {exc}")
-        extra = {
-            "outcome": {
-                "sent": outcome.sent,
-                "ok": outcome.ok,
-                "errored": outcome.errored,
-                "cancelled": outcome.cancelled,
-                "max_in_flight": outcome.max_in_flight,
-            },
-            "client": overhead["client"],
-            "traffic": traffic.description,
-            "warnings": overhead["warnings"],
-        }
-        costs = energy_and_cost(store, run_id, cfg, collectors, origin)
-        extra.update(costs)
-        ideal = traffic.description.get("ideal_prefix_hit")
-        extra["server"] = server_view(store, run_id, ideal_prefix_hit=ideal)
-        overhead["warnings"].extend(extra["server"].get("warnings") or [])
-        energy = costs.get("energy") or {}
-        overhead["warnings"].extend(energy.get("warnings") or [])
-        for name, info in costs["collectors"].items():
-            if info.get("degraded"):
-                overhead["warnings"].append(f"collector {name} degraded: {info['degraded']}")
-        store.update_run(
-            run_id,
-            status=status,
-            ended_ns=outcome.end_ns - origin,
-            extra=extra,
-            warnings=overhead["warnings"],
-        )
+            with PeriodicCheckpoint(store, CHECKPOINT_EVERY_S):
+                loop = _measure(
+                    cfg, traffic, base_url, model, headers, clock, writer, on_live, nvml,
+                    sim_metrics, signals,
+                )  # fmt: skip
+            status, extra, warnings = _settle(store, run_id, cfg, traffic, origin, writer, loop)
+            store.update_run(
+                run_id,
+                status=status,
+                ended_ns=loop.outcome.end_ns - origin,
+                extra=extra,
+                warnings=warnings,
+            )
+            store.checkpoint()
+        except BaseException as exc:
+            _end_early(store, run_id, writer, exc, signals, origin, clock)
+            raise
         summary = summarize(store.con, run_id, slos)
-        header = {"endpoint": sim_note or base_url, "model": model, "api": cfg.api}
+        header = {"endpoint": endpoint_shown, "model": model, "api": cfg.api}
         header["load"] = (
             f"open loop {cfg.rate:g} req/s ({cfg.arrival})"
             if cfg.rate is not None
@@ -143,7 +147,244 @@ def run_benchmark(
                 else f"closed loop, concurrency {cfg.concurrency or 1}"
             )
         )
-        return RunResult(run_id, summary, outcome, header)
+        return RunResult(run_id, summary, loop.outcome, header, status)
+
+
+def _request_timeout(cfg: RunConfig) -> float | None:
+    return getattr(cfg, "request_timeout_s", None)
+
+
+class _Writer:
+    """The run's BatchWriter, closed exactly once whichever way the run ends; a failed close
+    (a batch the store refused) is kept as text for the run's books."""
+
+    def __init__(self, writer: BatchWriter) -> None:
+        self.writer = writer
+        self.received = 0  # records the sink was handed: the spine's own count
+        self.error: str | None = None
+        self._closed = False
+
+    def add(self, record: RequestRecord) -> None:
+        self.received += 1
+        self.writer.add_record(record)
+
+    def close(self) -> str | None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.writer.close()
+            except Exception as exc:  # the data already written stays; say what failed
+                self.error = f"{type(exc).__name__}: {_first_line(exc)}"
+        return self.error
+
+
+@dataclass
+class _Loop:
+    """What the event-loop phase hands back."""
+
+    outcome: RunOutcome
+    overhead: dict[str, Any]
+    collectors: CollectorSet
+    retries: int = 0
+    signalled: bool = False
+
+
+def _measure(
+    cfg: RunConfig,
+    traffic: Any,
+    base_url: str,
+    model: str,
+    headers: dict[str, str],
+    clock: Clock,
+    writer: _Writer,
+    on_live: LiveCallback | None,
+    nvml: Any | None,
+    sim_metrics: str | None,
+    signals: _Signals,
+) -> _Loop:
+    collectors = build_collectors(cfg, sim_metrics, nvml)
+    stats = LiveStats(total=cfg.requests or traffic.max_requests)
+    loop = _run_loop(
+        cfg, traffic, base_url, headers, model, clock, writer, stats, on_live, collectors, signals
+    )
+    loop.collectors = collectors
+    return loop
+
+
+def _settle(
+    store: Store,
+    run_id: int,
+    cfg: RunConfig,
+    traffic: Any,
+    origin: int,
+    writer: _Writer,
+    loop: _Loop,
+) -> tuple[str, dict[str, Any], list[str]]:
+    """The run's final status, extra and warnings, once everything measured is stored. The
+    books: the runner's count of sent requests must equal the rows stored for the run."""
+    outcome, overhead = loop.outcome, loop.overhead
+    warnings: list[str] = overhead["warnings"]
+    writer_error = writer.close()
+    books = _books(store, run_id, outcome, writer, writer_error)
+    failures = _book_failures(books)
+    if failures:
+        status = "failed"
+    elif outcome.interrupted or loop.signalled:
+        status = "interrupted"
+    else:
+        status = "complete"
+    behind_ns = int(getattr(outcome, "behind_schedule_max_ns", 0) or 0)
+    extra: dict[str, Any] = {
+        "outcome": {
+            "sent": outcome.sent,
+            "ok": outcome.ok,
+            "errored": outcome.errored,
+            "cancelled": outcome.cancelled,
+            "max_in_flight": outcome.max_in_flight,
+            "retries": loop.retries,
+            "behind_schedule_max_ns": behind_ns,
+        },
+        "books": books,
+        "client": overhead["client"],
+        "traffic": traffic.description,
+        "warnings": warnings,
+    }
+    costs = energy_and_cost(store, run_id, cfg, loop.collectors, origin)
+    extra.update(costs)
+    ideal = traffic.description.get("ideal_prefix_hit")
+    extra["server"] = server_view(store, run_id, ideal_prefix_hit=ideal)
+    warnings.extend(extra["server"].get("warnings") or [])
+    energy = costs.get("energy") or {}
+    warnings.extend(energy.get("warnings") or [])
+    for name, info in costs["collectors"].items():
+        if info.get("degraded"):
+            warnings.append(f"collector {name} degraded: {info['degraded']}")
+    if loop.retries:
+        warnings.append(
+            f"retried {loop.retries} request{'s' if loop.retries != 1 else ''} on a fresh "
+            "connection (the server closed a reused connection before answering)"
+        )
+    if cfg.rate is not None and behind_ns > BEHIND_SCHEDULE_WARN_NS:
+        warnings.append(
+            f"the client could not keep up with the requested rate ({cfg.rate:g} req/s): its "
+            f"sends fell up to {behind_ns / 1e9:.2f} s behind schedule (see schedule lag); "
+            "lower --rate or run the client on a faster machine"
+        )
+    # The books come last: the line a reader must not miss.
+    warnings.extend(failures)
+    return status, extra, warnings
+
+
+def _books(
+    store: Store,
+    run_id: int,
+    outcome: RunOutcome,
+    writer: _Writer,
+    writer_error: str | None,
+) -> dict[str, Any]:
+    errors = [str(e) for e in (getattr(outcome, "errors", None) or [])]
+    stored = store.stored_requests(run_id)
+    return {
+        "sent": outcome.sent,  # the runner's count, warm-up included
+        "emitted": getattr(outcome, "emitted", writer.received),  # records the runner finished
+        "received": writer.received,  # records the store's writer was handed
+        "written": writer.writer.requests_written,
+        "stored": stored,  # rows in the store now
+        "missing": outcome.sent - stored,
+        "writer_error": writer_error,
+        "error_count": len(errors),
+        "errors": [e[-4000:] for e in errors[:_MAX_STORED_ERRORS]],
+    }
+
+
+def _book_failures(books: dict[str, Any]) -> list[str]:
+    """Why the run's books make it a failed run (one warning each); empty when they balance."""
+    out = []
+    if books["missing"]:
+        out.append(
+            f"THE BOOKS DO NOT BALANCE: the client sent {books['sent']} requests but the store "
+            f"holds {books['stored']} ({books['missing']:+d} missing); this run is failed"
+        )
+    if books["writer_error"]:
+        out.append(f"store write failed: {books['writer_error']}")
+    if books["error_count"]:
+        last = books["errors"][0].strip().splitlines()[-1] if books["errors"] else "?"
+        out.append(
+            f"{books['error_count']} unhandled error(s) inside the run's tasks (a benchbench "
+            f"bug, please report it; tracebacks in the run's extra.books.errors): {last}"
+        )
+    return out
+
+
+def _end_early(
+    store: Store,
+    run_id: int,
+    writer: _Writer,
+    exc: BaseException,
+    signals: _Signals,
+    origin: int,
+    clock: Clock,
+) -> None:
+    """The run stopped on an exception: keep what was measured and give the run a final
+    status, so no later command finds it "running". Never masks `exc`."""
+    interrupted = isinstance(exc, KeyboardInterrupt) or signals.count > 0
+    reason = "interrupted" if interrupted else f"{type(exc).__name__}: {_first_line(exc)}"
+    with contextlib.suppress(BaseException):
+        writer_error = writer.close()
+        stored = store.stored_requests(run_id)
+        warnings = [f"the run ended early ({reason}); the {stored} requests stored were kept"]
+        if writer_error:
+            warnings.append(f"store write failed: {writer_error}")
+        store.update_run(
+            run_id,
+            status="interrupted" if interrupted and not writer_error else "failed",
+            ended_ns=clock() - origin,
+            extra={"books": {"stored": stored, "writer_error": writer_error}},
+            warnings=warnings,
+        )
+        store.checkpoint()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Signals:
+    """SIGTERM behaves as SIGINT for the whole run. While requests are sent, both stop the
+    runner (see _run_loop); outside that phase (the simulator starting, model discovery, the
+    store's writes after the run) both raise KeyboardInterrupt, which the run turns into a
+    final status. Counted, so a second signal can say so. Only the main thread may install
+    signal handlers; elsewhere (a run started from a thread) signals keep their handlers."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        self.install()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+    def install(self) -> None:
+        """(Re)install the raising handlers: closing an event loop resets them."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            if sig not in self._previous:
+                self._previous[sig] = current
+            # A handler installed by someone else (an embedding application) is theirs.
+            if current in (signal.SIG_DFL, signal.default_int_handler, self._raise):
+                signal.signal(sig, self._raise)
+
+    def _raise(self, signum: int, frame: object) -> None:
+        self.count += 1
+        raise KeyboardInterrupt
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +403,12 @@ def _run_loop(
     headers: dict[str, str],
     model: str,
     clock: Clock,
-    writer: BatchWriter,
+    writer: _Writer,
     stats: LiveStats,
     on_live: LiveCallback | None,
     collectors: CollectorSet,
-) -> tuple[RunOutcome, dict[str, Any]]:
+    signals: _Signals,
+) -> _Loop:
     max_requests = cfg.requests
     if traffic.max_requests is not None:
         max_requests = min(max_requests or traffic.max_requests, traffic.max_requests)
@@ -186,27 +428,38 @@ def _run_loop(
         connect_timeout_s=cfg.connect_timeout_s,
         read_timeout_s=cfg.timeout_s,
         transport=cfg.transport,
+        request_timeout_s=_request_timeout(cfg),
     )
     endpoint = OpenAIEndpoint(
         api=cfg.api, model=model, stream=cfg.stream, count_output=_output_counter(cfg)
     )
 
     def sink(record: RequestRecord) -> None:
-        writer.add_record(record)
+        writer.add(record)
         stats.add(record)
 
-    async def main() -> tuple[RunOutcome, dict[str, Any]]:
+    async def main() -> _Loop:
         client = make_client(settings, clock)
         runner = Runner(client, endpoint, clock, sink)
+        stop = asyncio.Event()
+
+        def on_signal() -> None:  # SIGINT or SIGTERM: stop sending, keep every record
+            signals.count += 1
+            stop.set()
+            runner.stop()
+
         loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, runner.stop)
-        collectors.start(clock, writer)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal)
+        collectors.start(clock, writer.writer)
         if collectors.idle_seconds > 0:
             # Idle baseline before any load: idle watts, for marginal (net) energy.
             t_idle = clock()
-            await asyncio.sleep(collectors.idle_seconds)
-            collectors.idle_window = (t_idle, clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), collectors.idle_seconds)
+            if not stop.is_set():
+                collectors.idle_window = (t_idle, clock())
         lags: list[int] = []
         cpu0 = time.process_time()
         t0 = clock()
@@ -221,7 +474,7 @@ def _run_loop(
                     # Once a second: each DuckDB insert costs ~1.5 ms of CPU however small,
                     # and a crash loses at most this second (full batches flush at once).
                     collectors.drain()
-                    writer.flush()
+                    writer.writer.flush()
                 if on_live is not None:
                     on_live(stats, clock())
 
@@ -231,25 +484,39 @@ def _run_loop(
         gc.collect()
         gc.freeze()
         try:
-            # The schedule starts now (after the idle phase); stored times stay on the run origin.
-            outcome = await runner.run(traffic.specs, plan, traffic.arrivals)
+            if stop.is_set():  # a signal during the idle baseline: nothing is sent
+                now = clock()
+                outcome = RunOutcome(origin_ns=now, end_ns=now, interrupted=True)
+            else:
+                # The schedule starts now (after the idle phase); stored times stay on the
+                # run origin.
+                outcome = await runner.run(traffic.specs, plan, traffic.arrivals)
         finally:
             gc.unfreeze()
             tick.cancel()
             collectors.stop()
             await client.aclose()
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+            signals.install()
         wall = (clock() - t0) / 1e9
         cpu = time.process_time() - cpu0
         if on_live is not None:
             on_live(stats, clock())
-        return outcome, _overhead(cpu, wall, lags)
+        retries = int(getattr(client, "retries", 0) or 0)
+        return _Loop(
+            outcome, _overhead(cpu, wall, lags), collectors, retries, signalled=stop.is_set()
+        )
 
     try:
         return run_loop(main(), cfg.event_loop)
-    except KeyboardInterrupt:  # a second Ctrl-C: what was measured is already in the writer
-        raise BenchError("interrupted twice; the run's measured requests were kept") from None
+    except KeyboardInterrupt:
+        if signals.count > 1:  # a second signal: what was measured is already in the writer
+            raise BenchError("interrupted twice; the run's measured requests were kept") from None
+        raise
+    finally:
+        signals.install()  # closing the event loop reset the signal handlers
 
 
 def _output_counter(cfg: RunConfig) -> Callable[[str], int] | None:

@@ -1,8 +1,21 @@
-"""Opening a store file, applying migrations, and run-level writes."""
+"""Opening a store file, applying migrations, and run-level writes.
+
+Who owns a "running" run. DuckDB lets one process at a time open a file for writing, and a
+run's process keeps the store open from `create_run` until it writes the run's final status.
+So when a process can open the store at all, no other process is writing into it: every run
+still marked "running" by another process was left behind by one that died (`kill -9`, a
+crash, power loss). Such a run is "abandoned". Each run records its owner (`host.pid`,
+`host.process`, a token drawn once per process) so the runs of this very process (a sweep, a
+test) are told apart. A read-write open marks abandoned runs in the file; a read-only one
+cannot write, so it sees them through a view that does the same (see `_abandoned_view`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +23,23 @@ from typing import Any
 import duckdb
 
 from benchbench.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+ABANDONED = "abandoned"
+_process_token = uuid.uuid4().hex
+
+
+def _new_token() -> None:
+    global _process_token
+    _process_token = uuid.uuid4().hex
+
+
+# A forked child is another process: it must never pass for its parent.
+os.register_at_fork(after_in_child=_new_token)
+
+
+def process_token() -> str:
+    """This process's owner token, stored with each run it creates (runs.host.process)."""
+    return _process_token
 
 
 class StoreError(Exception):
@@ -20,11 +50,19 @@ class StoreError(Exception):
 class Store:
     path: str
     con: duckdb.DuckDBPyConnection
+    read_only: bool = False
 
     def close(self) -> None:
         self.con.close()
 
     def create_run(self, *, wall_anchor_s: float, **fields: Any) -> int:
+        """A new run, status "running", owned by this process (see the module docstring)."""
+        fields["host"] = {
+            **(fields.get("host") or {}),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "process": _process_token,
+        }
         cols = ["status", "wall_anchor_s"]
         vals: list[Any] = ["running", wall_anchor_s]
         for key, value in fields.items():
@@ -48,6 +86,52 @@ class Store:
         row = self.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()
         return bool(row and row[0])
 
+    def stored_requests(self, run_id: int) -> int:
+        """Request rows stored for a run (warm-up included): the store's side of the books."""
+        row = self.con.execute(
+            "SELECT count(*) FROM requests WHERE run_id = ?", [run_id]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoint(self) -> None:
+        """Move everything committed from the write-ahead log into the database file, so a
+        copy of the .duckdb file alone holds it. Safe while a BatchWriter inserts (DuckDB
+        serialises the two); a no-op on a read-only store."""
+        if not self.read_only:
+            self.con.execute("CHECKPOINT")
+
+
+class PeriodicCheckpoint:
+    """Checkpoints a store every `every_s` seconds on a thread of its own while a run writes,
+    so a copy of the .duckdb file alone (without its .wal) holds all but the last interval,
+    and the event loop never waits for it. A failed checkpoint is retried at the next tick:
+    the log still holds everything."""
+
+    def __init__(self, store: Store, every_s: float) -> None:
+        # A cursor of its own, made here: one DuckDB connection per thread.
+        self._con = store.con.cursor()
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="bench-checkpoint", daemon=True)
+        self.done = 0
+
+    def __enter__(self) -> PeriodicCheckpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._con.close()
+
+    def _work(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                self._con.execute("CHECKPOINT")
+                self.done += 1
+            except duckdb.Error:
+                pass
+
 
 _JSON_COLS = {"config", "versions", "host", "collectors", "warnings", "extra"}
 
@@ -57,7 +141,8 @@ def _json(value: Any) -> str | None:
 
 
 def open_store(path: str | Path, *, read_only: bool = False) -> Store:
-    """Open (creating if needed) a store file and bring its schema up to date."""
+    """Open (creating if needed) a store file and bring its schema up to date. Runs another
+    process left "running" are abandoned (module docstring): marked so, or seen so."""
     p = Path(path)
     if read_only and not p.exists():
         raise StoreError(f"no store at {p}: run `bench run --db {p}` first, or pass --db PATH")
@@ -70,9 +155,76 @@ def open_store(path: str | Path, *, read_only: bool = False) -> Store:
         raise StoreError(f"cannot open store {p}: {first}") from exc
     if not read_only:
         _migrate(con)
+        mark_abandoned(con)
     else:
         _check_version(con, p)
-    return Store(str(p), con)
+        _abandoned_view(con)
+    return Store(str(p), con, read_only)
+
+
+# A run is abandoned when it is still "running" but its owner is not this process.
+_NOT_OURS = "coalesce(json_extract_string(host, '$.process'), '') <> ?"
+
+
+def mark_abandoned(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Mark every run another process left "running" as abandoned, saying so in its
+    warnings, with its end at the last thing it stored. Returns their run ids."""
+    rows = con.execute(
+        f"SELECT run_id, host, warnings FROM runs WHERE status = 'running' AND {_NOT_OURS}",
+        [_process_token],
+    ).fetchall()
+    for run_id, host_json, warnings_json in rows:
+        host = _loads(host_json)
+        warnings = _loads(warnings_json)
+        if not isinstance(warnings, list):
+            warnings = []
+        owner = "the process that ran it"
+        if isinstance(host, dict) and host.get("pid") is not None:
+            owner = f"its process (pid {host['pid']} on {host.get('hostname', '?')})"
+        warnings.append(
+            f"abandoned: {owner} ended before finishing it (killed or crashed); "
+            "requests it had not yet stored are lost, and its runner counts were never written"
+        )
+        end = con.execute(
+            "SELECT max(coalesce(closed_ns, last_token_ns, sent_ns)) FROM requests "
+            "WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        con.execute(
+            "UPDATE runs SET status = ?, warnings = ?, ended_ns = coalesce(ended_ns, ?) "
+            "WHERE run_id = ?",
+            [ABANDONED, json.dumps(warnings), end[0] if end else None, run_id],
+        )
+    return [int(r[0]) for r in rows]
+
+
+def _abandoned_view(con: duckdb.DuckDBPyConnection) -> None:
+    """Read-only: a temporary view named `runs` shadows the table for this connection, with
+    the status every later command must show. Temporary objects live in memory, so this
+    works on a read-only file, and every reader's plain `FROM runs` goes through it."""
+    try:
+        con.execute("SELECT status, host FROM runs LIMIT 0")
+    except duckdb.Error:
+        return  # not a benchbench store, or an old one: nothing to shadow
+    row = con.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    catalog = '"' + str(row[0]).replace('"', '""') + '"'
+    # The token is hex, so it can be spelled inline (a view takes no parameters).
+    con.execute(
+        "CREATE TEMP VIEW runs AS SELECT * REPLACE ("
+        f"CASE WHEN status = 'running' AND coalesce(json_extract_string(host, '$.process'), '') "
+        f"<> '{_process_token}' THEN '{ABANDONED}' ELSE status END AS status) "
+        f"FROM {catalog}.main.runs"
+    )
+
+
+def _loads(text: Any) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
