@@ -11,6 +11,7 @@ from benchbench.cost import CostInputs, compute_cost
 from benchbench.energy import compute_energy, series_from_rows
 from benchbench.errors import BenchError
 from benchbench.store import BatchWriter, Store
+from benchbench.urls import redact_url
 from collectors.base import Clock, Collector
 
 
@@ -52,7 +53,22 @@ class CollectorSet:
         self.drain()
 
     def info(self) -> dict[str, Any]:
-        return {c.name: {**c.info(), "degraded": c.degraded} for c in self.collectors}
+        """Per collector its settings and why it degraded, with credentials taken out of any
+        URL that an error message may quote."""
+        secrets = [(u, redact_url(u)) for u in self._urls() if redact_url(u) != u]
+
+        def clean(text: str | None) -> str | None:
+            for raw, shown in secrets:
+                text = text.replace(raw, shown) if text else text
+            return text
+
+        return {c.name: {**c.info(), "degraded": clean(c.degraded)} for c in self.collectors}
+
+    def _urls(self) -> list[str]:
+        urls = list(self.cfg.scrape)
+        if self.cfg.power_agent:
+            urls += [self.cfg.power_agent, self.cfg.power_agent.rstrip("/")]
+        return sorted(urls, key=len, reverse=True)  # longest first: no partial replacement
 
     def gpu_names(self) -> list[str]:
         for c in self.collectors:
@@ -109,11 +125,15 @@ def build_collectors(
     if cfg.power_agent:
         from collectors.agent import AgentCollector
 
+        silence_s, total_s = poll_timeouts(cfg, 1.0 / cfg.sample_hz)
         out.collectors.append(
             AgentCollector(
                 cfg.power_agent.rstrip("/"),
                 token=cfg.power_agent_token,
                 interval_s=1.0 / cfg.sample_hz,
+                timeout_s=silence_s,
+                total_timeout_s=total_s,
+                label=redact_url(cfg.power_agent.rstrip("/")),
             )
         )
     from collectors.prometheus import PrometheusCollector
@@ -121,9 +141,27 @@ def build_collectors(
     urls = list(cfg.scrape)
     if sim_metrics_url and sim_metrics_url not in urls:
         urls.append(sim_metrics_url)
+    silence_s, total_s = poll_timeouts(cfg, cfg.scrape_interval_s)
     for url in urls:
-        out.collectors.append(PrometheusCollector(url, interval_s=cfg.scrape_interval_s))
+        out.collectors.append(
+            PrometheusCollector(
+                url,
+                interval_s=cfg.scrape_interval_s,
+                timeout_s=silence_s,
+                total_timeout_s=total_s,
+                label=redact_url(url),
+            )
+        )
     return out
+
+
+def poll_timeouts(cfg: RunConfig, interval_s: float) -> tuple[float, float]:
+    """(silence, total) seconds for one scrape or agent poll: about the polling interval (at
+    least 1 s silent, 2 s in all), and never more than --timeout and --request-timeout. A
+    stalled metrics page then costs one degraded reading, not a stuck collector."""
+    silence_s = min(cfg.timeout_s, max(1.0, interval_s))
+    total_s = min(cfg.request_timeout_s, max(2.0, 2 * interval_s))
+    return silence_s, max(total_s, min(silence_s, cfg.request_timeout_s))
 
 
 def measurement_window(store: Store, run_id: int) -> tuple[int, int] | None:

@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
-
 from collectors.base import Clock, Sample
 from collectors.nvml import NvmlReader
+from collectors.prometheus import BoundedClient
 from collectors.threaded import PollingCollector
 
 __all__ = ["AGENT_METRICS", "AgentCollector", "AgentServer", "make_agent_server", "serve_agent"]
@@ -139,7 +138,11 @@ def serve_until_interrupted(server: AgentServer) -> None:
 class AgentCollector(PollingCollector):
     """Polls an agent's /snapshot; samples (collector "agent", device = the remote GPU index)
     are stamped with the local run clock when the reply has arrived. Metrics: energy_mj,
-    power_instant_w, power_avg_w, power_limit_w (those the remote GPU supports)."""
+    power_instant_w, power_avg_w, power_limit_w (those the remote GPU supports).
+
+    A poll may be silent for `timeout_s` and take `total_timeout_s` in all (default: twice
+    `timeout_s`, at least 2 s). `label` is the URL as shown and stored, credentials removed
+    by the caller."""
 
     name = "agent"
 
@@ -150,14 +153,19 @@ class AgentCollector(PollingCollector):
         interval_s: float = 0.1,
         timeout_s: float = 1.0,
         max_failures: int = 3,
+        total_timeout_s: float | None = None,
+        label: str | None = None,
     ) -> None:
         super().__init__(interval_s=interval_s, max_failures=max_failures)
+        shown = (label or url).rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"agent URL must start with http:// or https://, got {url!r}")
+            raise ValueError(f"agent URL must start with http:// or https://, got {shown!r}")
         base = url.rstrip("/")
         self.url = base if base.endswith("/snapshot") else base + "/snapshot"
+        self.label = shown if shown.endswith("/snapshot") else shown + "/snapshot"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(timeout=timeout_s, headers=headers)
+        total = total_timeout_s or max(2.0, 2 * timeout_s)
+        self._client = BoundedClient(timeout_s, total, headers)
         self._gpus: list[dict[str, object]] = []
         self._driver: object = None
 
@@ -165,9 +173,9 @@ class AgentCollector(PollingCollector):
         response = self._client.get(self.url)
         t_ns = clock()
         if response.status_code == 401:
-            raise RuntimeError(f"agent {self.url} refused the token (HTTP 401)")
+            raise RuntimeError(f"agent {self.label} refused the token (HTTP 401)")
         if response.status_code != 200:
-            raise RuntimeError(f"agent {self.url} answered HTTP {response.status_code}")
+            raise RuntimeError(f"agent {self.label} answered HTTP {response.status_code}")
         body = response.json()
         gpus = body["gpus"]
         if not self._gpus:
@@ -183,7 +191,7 @@ class AgentCollector(PollingCollector):
     def info(self) -> dict[str, object]:
         """Agent URL; after the first good poll also the remote driver and GPUs."""
         return {
-            "url": self.url,
+            "url": self.label,
             "interval_s": self.interval_s,
             "driver_version": self._driver,
             "gpus": list(self._gpus),

@@ -12,7 +12,9 @@ names, so the rest of the code asks one question of any server.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 from collections.abc import Iterable, Mapping
 
 import httpx
@@ -23,6 +25,7 @@ from collectors.threaded import PollingCollector
 
 __all__ = [
     "AGGREGATE",
+    "BoundedClient",
     "DEFAULT_METRICS",
     "DEVICE_LABELS",
     "NORMALIZE",
@@ -181,9 +184,81 @@ def parse_exposition(
     return out
 
 
-class PrometheusCollector(PollingCollector):
-    """Scrapes `url` every `interval_s` with a `timeout_s` limit, on its own thread.
+class BoundedClient:
+    """GETs bounded twice: `silence_s` for any one byte and `total_s` for the whole answer.
 
+    httpx's sync timeouts bound single reads only, so a server that trickles one byte every
+    half second would hold a poll (and the collector's thread, and the run's start and stop
+    readings) for ever. Requests run on a private event loop thread, where a deadline cancels
+    them wherever they are; callers may be on any thread, one running an event loop included.
+    """
+
+    def __init__(
+        self, silence_s: float, total_s: float, headers: Mapping[str, str] | None = None
+    ) -> None:
+        if not silence_s > 0 or not total_s > 0:
+            raise ValueError(f"timeouts must be > 0 s, got {silence_s} and {total_s}")
+        self.silence_s = silence_s
+        self.total_s = total_s
+        self._headers = dict(headers or {})
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> httpx.Response:
+        """The answer, its body read whole; raises httpx.TimeoutException past a bound."""
+        loop = self._start()
+        future = asyncio.run_coroutine_threadsafe(self._get(url), loop)
+        # The coroutine ends itself at total_s; the margin only guards a wedged loop.
+        return future.result(timeout=self.total_s + 5.0)
+
+    async def _get(self, url: str) -> httpx.Response:
+        if self._client is None:  # made on the loop that will use it
+            self._client = httpx.AsyncClient(
+                timeout=min(self.silence_s, self.total_s), headers=self._headers
+            )
+        try:
+            return await asyncio.wait_for(self._client.get(url), self.total_s)
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                f"no complete answer within {self.total_s:g} s (bytes kept trickling)"
+            ) from None
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="collector-http", daemon=True
+                )
+                self._thread.start()
+            return self._loop
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread, client = self._loop, self._thread, self._client
+            self._loop = self._thread = self._client = None
+        if loop is None:
+            return
+        if client is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=2.0)
+            except Exception:  # noqa: BLE001 - closing; the loop goes next anyway
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=2.0)
+        if not loop.is_running():
+            loop.close()
+
+
+class PrometheusCollector(PollingCollector):
+    """Scrapes `url` every `interval_s` on its own thread; a scrape may be silent for
+    `timeout_s` and take `total_timeout_s` in all (default: twice `timeout_s`, at least 2 s).
+
+    `label` is the URL as shown and stored (samples' device, info, error messages): the
+    caller passes it with any credentials removed, since `url` may hold a `?token=`.
     Samples are stamped with the run clock when the page has arrived. A failed scrape
     (timeout, refused, non-200, unparsable) degrades the collector; it keeps trying until
     `max_failures` failures in a row.
@@ -199,19 +274,25 @@ class PrometheusCollector(PollingCollector):
         keep_all: bool = False,
         headers: Mapping[str, str] | None = None,
         max_failures: int = 3,
+        total_timeout_s: float | None = None,
+        label: str | None = None,
     ) -> None:
         super().__init__(interval_s=interval_s, max_failures=max_failures)
+        self.label = label or url
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"metrics URL must start with http:// or https://, got {url!r}")
+            raise ValueError(f"metrics URL must start with http:// or https://, got {self.label!r}")
         if not timeout_s > 0:
             raise ValueError(f"scrape timeout must be > 0 s, got {timeout_s}")
         self.url = url
         self.timeout_s = timeout_s
+        self.total_timeout_s = total_timeout_s or max(2.0, 2 * timeout_s)
+        if not self.total_timeout_s > 0:
+            raise ValueError(f"scrape total timeout must be > 0 s, got {total_timeout_s}")
         self.keep_all = keep_all
         # Ask for the classic text format: the parser reads it, not OpenMetrics.
         base_headers = {"Accept": "text/plain;version=0.0.4"}
         base_headers.update(headers or {})
-        self._client = httpx.Client(timeout=timeout_s, headers=base_headers)
+        self._client = BoundedClient(timeout_s, self.total_timeout_s, base_headers)
         self._servers: set[str] = set()
         self._dcgm_gpus: dict[str, dict[str, str]] = {}
 
@@ -219,9 +300,9 @@ class PrometheusCollector(PollingCollector):
         response = self._client.get(self.url)
         t_ns = clock()
         if response.status_code != 200:
-            raise RuntimeError(f"{self.url} answered HTTP {response.status_code}")
+            raise RuntimeError(f"{self.label} answered HTTP {response.status_code}")
         keep = None if self.keep_all else DEFAULT_METRICS
-        samples = parse_exposition(response.text, self.url, t_ns, keep, self.name)
+        samples = parse_exposition(response.text, self.label, t_ns, keep, self.name)
         if not self._servers:
             self._learn(response.text)
         out.extend(samples)
@@ -248,9 +329,10 @@ class PrometheusCollector(PollingCollector):
         """URL and settings; after the first good scrape also the server kind(s) seen and, for
         dcgm-exporter, the GPUs (index -> uuid, name, hostname)."""
         return {
-            "url": self.url,
+            "url": self.label,
             "interval_s": self.interval_s,
             "timeout_s": self.timeout_s,
+            "total_timeout_s": self.total_timeout_s,
             "keep_all": self.keep_all,
             "servers": sorted(self._servers),
             "dcgm_gpus": {k: dict(v) for k, v in sorted(self._dcgm_gpus.items())},
