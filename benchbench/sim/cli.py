@@ -16,7 +16,8 @@ import threading
 import typer
 
 from benchbench.sim.config import DEFAULT_MODEL, SimConfig, SimConfigError
-from benchbench.sim.server import start_sim
+from benchbench.sim.faults import FaultServer, describe_faults, start_faults
+from benchbench.sim.server import SimServer, start_sim
 
 
 def sim_command(
@@ -36,11 +37,20 @@ def sim_command(
     error_status: int = typer.Option(500, help="HTTP status of injected errors (e.g. 429)."),
     api_key: str | None = typer.Option(None, help="Require 'Authorization: Bearer KEY' on /v1."),
     fast: bool = typer.Option(False, help="All step times zero: stream as fast as possible."),
+    faults: str | None = typer.Option(
+        None,
+        help="Serve a hostile endpoint instead: fault names served round-robin "
+        "('stall-after-headers,negative-chunk-size'), weighted ('ok:9,trickle:1'), 'all'; "
+        "'list' prints every fault. The timing options do not apply.",
+    ),
     exit_on_stdin_eof: bool = typer.Option(
         False, help="Exit when stdin closes (so a parent that dies takes the server with it)."
     ),
 ) -> None:
     """Serve the simulated OpenAI-compatible endpoint until Ctrl-C."""
+    if faults is not None and faults.strip() == "list":
+        typer.echo(describe_faults())
+        return
     try:
         config = SimConfig(
             model=model,
@@ -57,6 +67,7 @@ def sim_command(
             error_status=error_status,
             api_key=api_key,
             fast=fast,
+            faults=faults,
         )
     except SimConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -88,11 +99,17 @@ async def serve(config: SimConfig, host: str, port: int, exit_on_stdin_eof: bool
                 loop.call_soon_threadsafe(stopped.set)
 
         threading.Thread(target=watch_stdin, name="sim-stdin-watch", daemon=True).start()
-    server = await start_sim(config, host, port)
+    server: SimServer | FaultServer
+    if config.faults is not None:
+        server = await start_faults(config.faults, host, port, model=config.model, seed=config.seed)
+        what = f"faults {config.faults}"
+    else:
+        server = await start_sim(config, host, port)
+        what = f"model {config.model}"
     ready = {"port": server.port, "base_url": server.base_url, "pid": os.getpid()}
     print(json.dumps(ready), flush=True)
     print(
-        f"benchbench sim: serving {server.base_url} (model {config.model}); Ctrl-C to stop",
+        f"benchbench sim: serving {server.base_url} ({what}); Ctrl-C to stop",
         file=sys.stderr,
         flush=True,
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchbench.sim.faults import FaultSpecError, parse_faults
+
 DEFAULT_MODEL = "sim-llm"
 
 
@@ -43,6 +45,8 @@ class SimConfig:
     api_key: str | None = None
     # All step times zero: every token is written as fast as the server can.
     fast: bool = False
+    # A --faults spec (see faults.py): serve a hostile endpoint instead of the engine.
+    faults: str | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.model), "model must be a non-empty string")
@@ -67,6 +71,11 @@ class SimConfig:
             f"error_status must be an HTTP error status 400..599 (got {self.error_status})",
         )
         _check(self.api_key is None or bool(self.api_key), "api_key must be non-empty when set")
+        if self.faults is not None:
+            try:
+                parse_faults(self.faults)
+            except FaultSpecError as exc:
+                raise SimConfigError(str(exc)) from None
 
     def prefill_ns(self, prompt_tokens: int) -> int:
         """Time to admit (prefill) requests holding `prompt_tokens` prompt tokens in all."""
