@@ -8,16 +8,31 @@ its previous turn has completed and been parsed, so the turn may carry the actua
 is sent after the turn's think time. Closed loop: each worker runs one session after another.
 Open loop: a session starts at each arrival; its later turns follow their predecessor.
 
-Accounting identity: every request that was sent yields exactly one record, so
-sent = ok + errored + cancelled holds even when the run is interrupted."""
+Sending and requests are separate tasks. The sending side (the open loop's schedule, the
+closed-loop workers, the sessions) stops when the duration is reached, the budget has been
+handed out, the work runs out, or stop() is called; the requests still in flight then get
+drain_timeout_s before they are cancelled, in every mode (stop() cancels them at once).
+
+The open loop never outruns the machine: behind schedule it still yields every millisecond
+(so requests start, timers fire and Ctrl-C is served), and at most ``in_flight_limit``
+requests are open at once. A send that waits for room keeps its intended time, so the wait is
+schedule lag, and ``behind_schedule_max_ns`` says how far behind the schedule the client got.
+
+Accounting identity: every request that was sent yields exactly one record, handed to the
+sink, so sent = ok + errored + cancelled = emitted holds even when the run is interrupted.
+A bug inside one of the run's tasks (a parser, a sink or a session raising, a client raising
+anything but a cancellation) never escapes as a stray traceback: the request still gets its
+record (error kind "internal"), the traceback goes to RunOutcome.errors, and the run goes on."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+import traceback
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from loadgen import errors
@@ -26,6 +41,12 @@ from loadgen.endpoints import Endpoint
 from loadgen.spec import RequestRecord, RequestSpec
 
 Sink = Callable[[RequestRecord], None]
+
+# The error kind of a request the client itself failed on: a bug, whose traceback is in
+# RunOutcome.errors (the run is then failed). Not a server's fault, so none of errors.ALL.
+INTERNAL = "internal"
+
+_YIELD_NS = 1_000_000  # behind schedule, the open loop still yields to the event loop this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +82,18 @@ class LoadPlan:
     # SessionSource brings its own (drawn) think times instead.
     think_time_s: float = 0.0
     drain_timeout_s: float | None = None  # after sending stops, cancel what is still running
+    # Open loop: at most this many requests open at once (sent, or closed and not yet parsed;
+    # with sessions, sessions started and not over). A send due past it waits for room, keeps
+    # its intended time, and the wait shows as schedule lag: memory stays bounded at any rate.
+    in_flight_limit: int = 10_000
 
     def __post_init__(self) -> None:
         if self.max_requests is None and self.duration_s is None:
             raise ValueError("give --requests N or --duration S so the run ends")
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError("--concurrency must be at least 1")
+        if self.in_flight_limit < 1:
+            raise ValueError("the in-flight limit must be at least 1")
 
 
 @dataclass(slots=True)
@@ -77,8 +104,19 @@ class RunOutcome:
     ok: int = 0
     errored: int = 0
     cancelled: int = 0
+    emitted: int = 0  # records handed to the sink (one that raised counts: compare with stored)
     interrupted: bool = False
     max_in_flight: int = 0
+    # Open loop: the most any send (or a send still due when sending stopped) was behind its
+    # intended time. Far above the usual ~1 ms: the client could not reach the rate.
+    behind_schedule_max_ns: int = 0
+    # Unhandled exceptions inside the run's tasks, with tracebacks: bugs, so the run failed.
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        """sent = ok + errored + cancelled = emitted."""
+        return self.sent == self.ok + self.errored + self.cancelled == self.emitted
 
 
 class Runner:
@@ -93,8 +131,13 @@ class Runner:
         self._endpoint = endpoint
         self._clock = clock
         self._sink = sink
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sender: asyncio.Task[None] | None = None  # the schedule, or the workers' parent
+        self._drivers: set[asyncio.Task[None]] = set()  # closed-loop workers, open-loop sessions
+        self._requests: set[asyncio.Task[None]] = set()  # one per request, until it closes
+        self._room: asyncio.Event | None = None  # set whenever a request or session ends
         self._stopping = False
+        self._ended_ns: int | None = None  # when sending stopped: the drain counts from here
+        self._yielded_ns = 0
         self._outcome: RunOutcome | None = None
         self._in_flight = 0
         self._to_parse: deque[_Closed] = deque()
@@ -105,11 +148,13 @@ class Runner:
         self._throttler: Any = None
 
     def stop(self) -> None:
-        """Stop sending and cancel what is in flight (Ctrl-C). Records are still emitted."""
+        """Stop sending and cancel what is in flight (Ctrl-C, SIGTERM). Records are still
+        emitted. Safe to call from a signal handler, any number of times."""
         self._stopping = True
         if self._outcome is not None:
             self._outcome.interrupted = True
-        for task in list(self._tasks):
+        self._end_sending()
+        for task in list(self._requests):
             task.cancel()
 
     async def run(
@@ -124,30 +169,83 @@ class Runner:
         if plan.think_time_s and isinstance(work, SessionSource):
             raise ValueError("a session source draws its own think times; leave think_time_s 0")
         origin = self._clock() if origin_ns is None else origin_ns
-        self._outcome = RunOutcome(origin_ns=origin, end_ns=origin)
+        self._outcome = outcome = RunOutcome(origin_ns=origin, end_ns=origin)
         total = None if plan.max_requests is None else plan.max_requests + plan.warmup_requests
         self._budget, self._warmup, self._claimed = total, plan.warmup_requests, 0
         self._throttler = _throttler(plan.max_rate) if arrivals is None else None
+        self._room = asyncio.Event()
+        self._ended_ns = None
         deadline = None if plan.duration_s is None else origin + int(plan.duration_s * 1e9)
+        self._sender = asyncio.create_task(self._send(work, plan, arrivals, origin, deadline))
+        self._sender.add_done_callback(self._sender_done)
         try:
-            if isinstance(work, SessionSource):
-                if arrivals is not None:
-                    await self._open_sessions(work, arrivals, origin, deadline)
-                else:
-                    await self._workers(lambda: self._session_worker(work, deadline), plan)
-            else:
-                numbered = itertools.islice(work, total) if total is not None else work
-                if arrivals is not None:
-                    await self._open_loop(numbered, arrivals, plan, origin, deadline)
-                else:
-                    await self._closed_loop(numbered, plan, deadline)
-            await self._drain(plan)
-        except asyncio.CancelledError:
+            await self._sending(deadline)
+            await self._drain(plan.drain_timeout_s)
+        except asyncio.CancelledError:  # the caller cancelled the run: as Ctrl-C
             self.stop()
-            await self._drain(plan)
-        self._outcome.end_ns = self._clock()
+            await self._sending(None)
+            await self._drain(None)
+        outcome.end_ns = self._clock()
         await self._parsed()
-        return self._outcome
+        if not outcome.balanced:
+            outcome.errors.append(
+                f"the runner's books do not balance: sent {outcome.sent}, ok {outcome.ok}, "
+                f"errored {outcome.errored}, cancelled {outcome.cancelled}, "
+                f"emitted {outcome.emitted}"
+            )
+        return outcome
+
+    async def _send(
+        self,
+        work: Iterator[RequestSpec] | SessionSource,
+        plan: LoadPlan,
+        arrivals: Iterator[int] | None,
+        origin: int,
+        deadline: int | None,
+    ) -> None:
+        if isinstance(work, SessionSource):
+            if arrivals is not None:
+                await self._open_sessions(work, arrivals, plan, origin, deadline)
+            else:
+                await self._workers(functools.partial(self._session_worker, work, deadline), plan)
+        else:
+            total = self._budget
+            numbered = itertools.islice(work, total) if total is not None else work
+            if arrivals is not None:
+                await self._open_loop(numbered, arrivals, plan, origin, deadline)
+            else:
+                await self._closed_loop(numbered, plan, deadline)
+
+    async def _sending(self, deadline: int | None) -> None:
+        """Wait until the sending is over: the work ran out, or the duration was reached
+        (then end it), or stop() ended it."""
+        sender = self._sender
+        assert sender is not None
+        while not sender.done():
+            if deadline is None:
+                await asyncio.wait((sender,))
+            elif (left_ns := deadline - self._clock()) > 0:
+                await asyncio.wait((sender,), timeout=left_ns / 1e9)
+            else:
+                self._end_sending()  # the duration is reached
+                await asyncio.wait((sender,))
+        self._end_sending()  # a no-op unless the sender raised with sessions still going
+        if self._drivers:
+            await asyncio.wait(set(self._drivers))
+
+    def _sender_done(self, sender: asyncio.Task[None]) -> None:
+        if not sender.cancelled() and (exc := sender.exception()) is not None:
+            self._bug(exc, "scheduling requests")
+
+    def _end_sending(self) -> None:
+        """No more sends: cancel the sender and the drivers. The requests they started are
+        tasks of their own, left in flight for the drain."""
+        if self._ended_ns is None:
+            self._ended_ns = self._clock()
+        if self._sender is not None:
+            self._sender.cancel()
+        for task in list(self._drivers):
+            task.cancel()
 
     async def _open_loop(
         self,
@@ -157,42 +255,78 @@ class Runner:
         origin: int,
         deadline: int | None,
     ) -> None:
-        clock = self._clock
-        for n, (spec, offset) in enumerate(zip(specs, arrivals, strict=False)):
-            intended = origin + offset
-            if deadline is not None and intended >= deadline:
-                break
-            await sleep_until(clock, intended)
-            if self._stopping:
-                break
-            self._spawn(self._execute(spec, intended, n < plan.warmup_requests))
+        requests, to_parse, limit = self._requests, self._to_parse, plan.in_flight_limit
+        intended = None
+        try:
+            for n, (spec, offset) in enumerate(zip(specs, arrivals, strict=False)):
+                intended = origin + offset
+                if deadline is not None and intended >= deadline:
+                    self._ended_ns = deadline  # the schedule reached the duration
+                    return
+                await self._pace(intended)
+                while len(requests) + len(to_parse) >= limit:
+                    await self._wait_for_room()
+                if self._stopping:
+                    return
+                self._spawn_request(spec, intended, n < plan.warmup_requests)
+        except asyncio.CancelledError:
+            self._due_unsent(intended)
+            raise
+
+    async def _pace(self, intended_ns: int) -> None:
+        """Wait until an arrival is due. Behind schedule there is nothing to wait for, but the
+        loop still yields now and then: without it no spawned request would start, no timer
+        (the duration) fire and no signal (Ctrl-C) be served while the schedule runs ahead."""
+        now = self._clock()
+        if intended_ns > now:
+            await sleep_until(self._clock, intended_ns)
+            self._yielded_ns = intended_ns
+        elif now - self._yielded_ns >= _YIELD_NS:
+            await asyncio.sleep(0)
+            self._yielded_ns = self._clock()
+
+    async def _wait_for_room(self) -> None:
+        assert self._room is not None
+        self._room.clear()
+        await self._room.wait()
+
+    def _due_unsent(self, intended_ns: int | None) -> None:
+        """Sending stopped with an arrival due and not sent: it counts as behind schedule."""
+        if intended_ns is not None:
+            self._behind(self._clock() - intended_ns)
+
+    def _behind(self, lag_ns: int) -> None:
+        outcome = self._outcome
+        assert outcome is not None
+        if lag_ns > outcome.behind_schedule_max_ns:
+            outcome.behind_schedule_max_ns = lag_ns
 
     async def _closed_loop(
         self, specs: Iterator[RequestSpec], plan: LoadPlan, deadline: int | None
     ) -> None:
-        counter = itertools.count()
-
         async def worker() -> None:
-            for spec in specs:  # a shared iterator: each spec goes to exactly one worker
-                if self._stopping or (deadline is not None and self._clock() >= deadline):
-                    return
-                n = next(counter)
+            while True:
                 await self._throttle()
-                await self._execute(spec, None, n < plan.warmup_requests)
+                n = self._claim(deadline)
+                if n is None:
+                    return
+                spec = next(specs, None)  # a shared iterator: each spec goes to one worker
+                if spec is None:  # the work ran out: nothing more will be sent
+                    asyncio.get_running_loop().call_soon(self._end_sending)
+                    return
+                request = self._spawn_request(spec, None, n < plan.warmup_requests)
+                # Wait for it without owning it: ending the sending leaves it to the drain.
+                await asyncio.wait((request,))
                 if plan.think_time_s > 0:
                     await asyncio.sleep(plan.think_time_s)
 
         await self._workers(worker, plan)
 
     async def _workers(
-        self, worker: Callable[[], Coroutine[Any, Any, None]], plan: LoadPlan
+        self, worker: Callable[[], Coroutine[Any, Any, object]], plan: LoadPlan
     ) -> None:
-        workers = [asyncio.create_task(worker()) for _ in range(plan.concurrency or 1)]
-        self._tasks.update(workers)
-        try:
-            await asyncio.gather(*workers, return_exceptions=True)
-        finally:
-            self._tasks.difference_update(workers)
+        workers = [self._spawn_driver(worker) for _ in range(plan.concurrency or 1)]
+        await asyncio.wait(workers)
 
     async def _throttle(self) -> None:
         if self._throttler is not None:
@@ -205,19 +339,35 @@ class Runner:
                 return
 
     async def _open_sessions(
-        self, source: SessionSource, arrivals: Iterator[int], origin: int, deadline: int | None
+        self,
+        source: SessionSource,
+        arrivals: Iterator[int],
+        plan: LoadPlan,
+        origin: int,
+        deadline: int | None,
     ) -> None:
-        for offset in arrivals:
-            intended = origin + offset
-            if deadline is not None and intended >= deadline:
-                break
-            if self._budget is not None and self._claimed >= self._budget:
-                break
-            await sleep_until(self._clock, intended)
-            session = None if self._stopping else source.new_session()
-            if session is None:
-                break
-            self._spawn(self._converse(session, intended, deadline))
+        intended = None
+        try:
+            for offset in arrivals:
+                intended = origin + offset
+                if deadline is not None and intended >= deadline:
+                    self._ended_ns = deadline  # the schedule reached the duration
+                    break
+                if self._budget is not None and self._claimed >= self._budget:
+                    break
+                await self._pace(intended)
+                while len(self._drivers) >= plan.in_flight_limit:
+                    await self._wait_for_room()
+                session = None if self._stopping else source.new_session()
+                if session is None:
+                    break
+                self._spawn_driver(functools.partial(self._converse, session, intended, deadline))
+        except asyncio.CancelledError:
+            self._due_unsent(intended)
+            raise
+        # The sessions started go on with their later turns until they end or sending stops.
+        if self._drivers:
+            await asyncio.wait(set(self._drivers))
 
     async def _converse(self, session: Session, intended: int | None, deadline: int | None) -> bool:
         """Send one session's turns in order: each once the previous one has completed and
@@ -232,12 +382,12 @@ class Runner:
                 while due > self._clock():
                     await sleep_until(self._clock, due)
                 intended = None if intended is None else due
+            await self._throttle()
             n = self._claim(deadline)
             if n is None:
                 return False
-            await self._throttle()
             parsed = asyncio.get_running_loop().create_future()
-            await self._execute(turn.spec, intended, n < self._warmup, parsed)
+            self._spawn_request(turn.spec, intended, n < self._warmup, parsed)
             previous = await parsed
             if previous.error_kind == errors.CANCELLED:
                 return False
@@ -250,18 +400,73 @@ class Runner:
         if self._budget is not None and self._claimed >= self._budget:
             return None
         self._claimed += 1
+        if self._claimed == self._budget:
+            # The last send: once it has been started, the sending is over, and the requests
+            # still in flight (the workers' included) are the drain's.
+            asyncio.get_running_loop().call_soon(self._end_sending)
         return self._claimed - 1
 
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn_request(
+        self,
+        spec: RequestSpec,
+        intended_ns: int | None,
+        warmup: bool,
+        parsed: asyncio.Future[RequestRecord] | None = None,
+    ) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(
+            self._execute(spec, intended_ns, warmup, parsed)
+        )
+        self._requests.add(task)
+        task.add_done_callback(self._request_done)
+        return task
 
-    async def _drain(self, plan: LoadPlan) -> None:
-        pending = [t for t in self._tasks if not t.done()]
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self._requests.discard(task)
+        assert self._room is not None
+        self._room.set()
+
+    def _spawn_driver(self, make: Callable[[], Coroutine[Any, Any, object]]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._guarded(make))
+        self._drivers.add(task)
+        task.add_done_callback(self._driver_done)
+        return task
+
+    def _driver_done(self, task: asyncio.Task[None]) -> None:
+        self._drivers.discard(task)
+        assert self._room is not None
+        self._room.set()
+
+    async def _guarded(self, make: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        """A driver's task boundary: a bug inside (a session raising, say) is recorded in the
+        outcome and ends this driver only. The coroutine is made here, inside the task, so a
+        driver cancelled before it starts leaves no coroutine un-awaited."""
+        try:
+            await make()
+        except Exception as exc:
+            self._bug(exc, "driving requests")
+
+    def _bug(self, exc: BaseException, where: str) -> None:
+        outcome = self._outcome
+        assert outcome is not None
+        outcome.errors.append(f"{where}: " + "".join(traceback.format_exception(exc)).rstrip())
+
+    def _internal(self, record: RequestRecord, exc: Exception, where: str) -> None:
+        """A bug met while handling one request: the request is recorded as such."""
+        record.error_kind = INTERNAL
+        record.error_detail = f"client bug {where}: {type(exc).__name__}: {exc}"[:300]
+        self._bug(exc, f"{where} (request {record.index})")
+
+    async def _drain(self, timeout_s: float | None) -> None:
+        """Let the requests still in flight finish, for at most ``timeout_s`` after sending
+        stopped; cancel the rest (each then yields a cancelled record)."""
+        pending = [t for t in self._requests if not t.done()]
         if not pending:
             return
-        _done, still = await asyncio.wait(pending, timeout=plan.drain_timeout_s)
+        timeout = None
+        if timeout_s is not None:
+            ended = self._clock() if self._ended_ns is None else self._ended_ns
+            timeout = max(0.0, (ended + int(timeout_s * 1e9) - self._clock()) / 1e9)
+        _done, still = await asyncio.wait(pending, timeout=timeout)
         for task in still:
             task.cancel()
         if still:
@@ -289,6 +494,11 @@ class Runner:
         pieces: list[bytes] = []
         times: list[int] = []
         outcome.sent += 1
+        if (
+            intended_ns is not None
+            and record.sent_ns - intended_ns > outcome.behind_schedule_max_ns
+        ):
+            outcome.behind_schedule_max_ns = record.sent_ns - intended_ns
         self._in_flight += 1
         if self._in_flight > outcome.max_in_flight:
             outcome.max_in_flight = self._in_flight
@@ -299,6 +509,9 @@ class Runner:
         except asyncio.CancelledError:
             record.error_kind = errors.CANCELLED
             record.error_detail = "cancelled by the client"
+            record.closed_ns = self._clock()
+        except Exception as exc:  # a bug in the client or the endpoint: still a record
+            self._internal(record, exc, "sending")
             record.closed_ns = self._clock()
         finally:
             self._in_flight -= 1
@@ -327,6 +540,8 @@ class Runner:
             self._parse(self._to_parse.popleft())
 
     def _parse(self, closed: _Closed) -> None:
+        """Parse, count and emit one record. Nothing raised here may escape: the parser task
+        would die with the queue behind it and a session would wait for its turn forever."""
         outcome = self._outcome
         assert outcome is not None
         record, pieces, times = closed.record, closed.pieces, closed.times
@@ -335,8 +550,11 @@ class Runner:
             # Keep every token that arrived, also for a cancelled or broken stream.
             kind, detail = record.error_kind, record.error_detail
             record.error_kind = None
-            self._endpoint.finish(record, pieces, times)
-            if kind is not None:
+            try:
+                self._endpoint.finish(record, pieces, times)
+            except Exception as exc:
+                self._internal(record, exc, "parsing the response")
+            if kind is not None:  # what went wrong first is what the request reports
                 record.error_kind, record.error_detail = kind, detail
         if cancelled:
             outcome.cancelled += 1
@@ -344,9 +562,15 @@ class Runner:
             outcome.ok += 1
         else:
             outcome.errored += 1
-        self._sink(record)
+        outcome.emitted += 1
+        try:
+            self._sink(record)
+        except Exception as exc:  # the record is counted; the spine compares with stored
+            self._bug(exc, f"storing request {record.index}")
         if closed.parsed is not None and not closed.parsed.done():
             closed.parsed.set_result(record)
+        assert self._room is not None
+        self._room.set()
 
 
 @dataclass(frozen=True, slots=True)
