@@ -242,6 +242,7 @@ def token_truth(con: duckdb.DuckDBPyConnection, run_id: int, tolerance: float = 
     ).fetchone()
     assert row is not None
     n, with_usage, client, out_mismatch, in_mismatch, events_over = (int(v) for v in row)
+    malformed = _malformed_usage(con, run_id)
     methods = [m for m, k in (("server_usage", with_usage), ("client_tokenizer", client)) if k]
     return {
         "method": "+".join(methods) or "none",
@@ -251,8 +252,28 @@ def token_truth(con: duckdb.DuckDBPyConnection, run_id: int, tolerance: float = 
         "output_mismatch": out_mismatch,
         "input_mismatch": in_mismatch,
         "events_exceed_usage": events_over,
+        # Server counts that were not a non-negative 32-bit integer: stored as unknown (NULL).
+        "malformed_usage": malformed,
         "tolerance": tolerance,
     }
+
+
+def _malformed_usage(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
+    """Ok, measured requests whose usage held a count that is not one (see the `notes`
+    column); 0 for a store opened read-only from before that column."""
+    has_notes = con.execute(
+        """SELECT count(*) FROM information_schema.columns
+           WHERE table_name = 'requests' AND column_name = 'notes'"""
+    ).fetchone()
+    if not has_notes or not has_notes[0]:
+        return 0
+    row = con.execute(
+        """SELECT count(*) FROM requests
+           WHERE run_id = ? AND error_kind IS NULL AND NOT warmup
+             AND notes LIKE '%malformed_usage:%'""",
+        [run_id],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 _SLO_KEYS = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms", "ntpot": "ntpot_ms"}

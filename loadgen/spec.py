@@ -55,3 +55,6 @@ class RequestRecord:
     turn: int = 0
     output_text_chars: int = 0
     server_timings: dict[str, float] | None = None  # e.g. llama.cpp "timings"
+    # What the parser saw that is worth knowing but is not an error, one short line each:
+    # "malformed_usage: completion_tokens=-5" (the count is then stored as unknown).
+    notes: list[str] = field(default_factory=list)

@@ -6,7 +6,7 @@ time of the piece that completed it (its terminating blank line).
 
 The common shape (single-line `data:` events, LF line ends) is split in one pass over the
 joined body, with piece boundaries mapped to event ends by numpy; anything else (CRLF,
-comments, multi-line data, `event:` fields) takes the general path."""
+comments, multi-line data, `event:` fields, CR line ends) takes the general path."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def split_events(
     """
     if not pieces:
         return [], [], b""
+    if pieces[0][:3] == _BOM:  # the spec allows one at the start of the stream
+        pieces = [pieces[0][3:], *pieces[1:]]
     body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     if b"\r" in body:
         return _split_general(pieces, times_ns)
@@ -50,24 +52,41 @@ def split_events(
     return out_t, payloads, rest  # type: ignore[return-value]
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _split_general(
     pieces: Sequence[bytes], times_ns: Sequence[int]
 ) -> tuple[list[int], list[bytes], bytes]:
     out_t: list[int] = []
     out_d: list[bytes] = []
     pending = b""
+    t = 0
     for t, piece in zip(times_ns, pieces, strict=True):
         data = pending + piece if pending else piece
+        held = b""
         if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
-        parts = data.split(b"\n\n")
-        pending = parts.pop()
-        for part in parts:
-            payload = _data_of(part)
-            if payload is not None:
-                out_t.append(t)
-                out_d.append(payload)
+            # CRLF, CR and LF all end a line. A CR at the end may be the first half of a
+            # CRLF split across reads: hold it back until the next piece says which.
+            if data[-1:] == b"\r":
+                data, held = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        pending = _take_events(data, t, out_t, out_d) + held
+    if pending[-1:] == b"\r":  # the stream ended: a CR held back was a line end after all
+        pending = _take_events(pending[:-1] + b"\n", t, out_t, out_d)
     return out_t, out_d, pending
+
+
+def _take_events(data: bytes, t: int, out_t: list[int], out_d: list[bytes]) -> bytes:
+    """Append the complete events of LF-only `data`, timed `t`; return the unterminated rest."""
+    parts = data.split(b"\n\n")
+    rest = parts.pop()
+    for part in parts:
+        payload = _data_of(part)
+        if payload is not None:
+            out_t.append(t)
+            out_d.append(payload)
+    return rest
 
 
 def _data_of(event: bytes) -> bytes | None:

@@ -104,6 +104,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE requests ADD COLUMN output_tokens_source VARCHAR;
         """,
     ),
+    (
+        "005_request_notes",
+        """
+        -- What the parser saw that is not an error, '; '-joined, e.g.
+        -- 'malformed_usage: completion_tokens=-5' (that count is then stored as NULL).
+        ALTER TABLE requests ADD COLUMN notes VARCHAR;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

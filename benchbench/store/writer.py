@@ -1,22 +1,38 @@
 """Batched writes during a run, on a thread of their own, so the event loop only appends to a
-list and a crash or Ctrl-C loses at most one flush interval (and nothing at a clean stop)."""
+list and a crash or Ctrl-C loses at most one flush interval (and nothing at a clean stop).
+
+No value can cost a batch: every integer column is checked against its SQL type (a value that
+does not fit is stored as NULL), and a batch whose insert still fails is written again in
+halves down to single rows, so only the rows that cannot be stored are lost, and those are
+counted (`rows_failed`, `failures`) for the run's books instead of aborting it."""
 
 from __future__ import annotations
 
 import json
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from benchbench.store.db import Store
 from collectors.base import Sample
 from loadgen.spec import RequestRecord
 
 _STOP = object()
+
+_INT16 = (pa.int16(), -(2**15), 2**15 - 1)
+_INT32 = (pa.int32(), -(2**31), 2**31 - 1)
+_COUNT = (pa.int32(), 0, 2**31 - 1)  # token and character counts: never negative
+_INT64 = (pa.int64(), -(2**63), 2**63 - 1)
+_MAX_FAILURES = 5  # distinct error texts kept for the run's warnings
+
+# Writes one batch inside a transaction; returns (rows, token events) written.
+_Write = Callable[[list[Any]], tuple[int, int]]
 
 
 def _first_mask(total: int, first: np.ndarray) -> np.ndarray:
@@ -26,7 +42,11 @@ def _first_mask(total: int, first: np.ndarray) -> np.ndarray:
 
 
 class BatchWriter:
-    """Owns a cursor of the store; `add_*` are cheap and thread-safe, `flush` hands a batch over."""
+    """Owns a cursor of the store; `add_*` are cheap and thread-safe, `flush` hands a batch over.
+
+    `requests_written` counts request rows committed to the store, `rows_failed` those that
+    could not be stored (with the first distinct errors in `failures`): at close, every
+    record added is in exactly one of the two."""
 
     def __init__(self, store: Store, run_id: int, origin_ns: int, flush_every: int = 4096) -> None:
         self._con = store.con.cursor()
@@ -41,6 +61,9 @@ class BatchWriter:
         self.requests_written = 0
         self.events_written = 0
         self.samples_written = 0
+        self.rows_failed = 0  # request rows lost: no single-row insert could store them
+        self.samples_failed = 0
+        self.failures: list[str] = []
         self._thread = threading.Thread(target=self._work, name="bench-store", daemon=True)
         self._thread.start()
 
@@ -78,56 +101,83 @@ class BatchWriter:
             records, samples = item  # type: ignore[misc]
             try:
                 if records:
-                    self._write_records(records)
+                    rows, events, lost = self._store(self._write_records, records)
+                    self.requests_written += rows
+                    self.events_written += events
+                    self.rows_failed += lost
                 if samples:
-                    self._write_samples(samples)
-            except BaseException as exc:  # keep the load running; surface at close()
+                    rows, _, lost = self._store(self._write_samples, samples)
+                    self.samples_written += rows
+                    self.samples_failed += lost
+            except BaseException as exc:  # a bug here: keep the load running, surface at close()
                 self._error = exc
 
-    def _rel(self, values: list[int | None]) -> pa.Array:
-        o = self._origin
-        return pa.array([None if v is None else v - o for v in values], type=pa.int64())
+    def _store(self, write: _Write, batch: list[Any]) -> tuple[int, int, int]:
+        """Write a batch in one transaction; if that fails, each half again, down to single
+        rows (a commit costs milliseconds: one bad row in 4,096 costs ~24 of them, not
+        4,096). Returns (rows stored, events stored, rows lost)."""
+        try:
+            return (*self._transaction(write, batch), 0)
+        except Exception as exc:
+            if len(batch) == 1:
+                self._failed(exc)
+                return 0, 0, 1
+        half = len(batch) // 2
+        rows_a, events_a, lost_a = self._store(write, batch[:half])
+        rows_b, events_b, lost_b = self._store(write, batch[half:])
+        return rows_a + rows_b, events_a + events_b, lost_a + lost_b
 
-    def _write_records(self, records: list[RequestRecord]) -> None:
+    def _transaction(self, write: _Write, batch: list[Any]) -> tuple[int, int]:
+        # One transaction per batch: a request row is never stored without its events, and a
+        # failed batch leaves nothing behind to be stored twice by the row-by-row retry.
+        self._con.begin()
+        try:
+            counts = write(batch)
+        except BaseException:
+            self._con.rollback()
+            raise
+        self._con.commit()
+        return counts
+
+    def _failed(self, exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        if text not in self.failures and len(self.failures) < _MAX_FAILURES:
+            self.failures.append(text)
+
+    def _rel(self, values: list[Any]) -> pa.Array:
+        o = self._origin
+        return _ints([v - o if type(v) is int else None for v in values], _INT64)
+
+    def _write_records(self, records: list[RequestRecord]) -> tuple[int, int]:
         n = len(records)
         run = pa.array(np.full(n, self._run_id, dtype=np.int32))
-        idx = pa.array([r.index for r in records], type=pa.int32())
         table = pa.table(
             {
                 "run_id": run,
-                "idx": idx,
+                "idx": _ints([r.index for r in records], _INT32),
                 "intended_ns": self._rel([r.intended_ns for r in records]),
                 "sent_ns": self._rel([r.sent_ns for r in records]),
                 "first_token_ns": self._rel([r.first_token_ns for r in records]),
                 "last_token_ns": self._rel([r.last_token_ns for r in records]),
                 "closed_ns": self._rel([r.closed_ns for r in records]),
-                "n_events": pa.array([len(r.event_ns) for r in records], type=pa.int32()),
-                "input_tokens": pa.array([r.input_tokens for r in records], type=pa.int32()),
-                "output_tokens": pa.array([r.output_tokens for r in records], type=pa.int32()),
-                "input_tokens_expected": pa.array(
-                    [r.input_tokens_expected for r in records], type=pa.int32()
+                "n_events": _ints([len(r.event_ns) for r in records], _COUNT),
+                "input_tokens": _ints([r.input_tokens for r in records], _COUNT),
+                "output_tokens": _ints([r.output_tokens for r in records], _COUNT),
+                "input_tokens_expected": _ints([r.input_tokens_expected for r in records], _COUNT),
+                "output_tokens_expected": _ints(
+                    [r.output_tokens_expected for r in records], _COUNT
                 ),
-                "output_tokens_expected": pa.array(
-                    [r.output_tokens_expected for r in records], type=pa.int32()
-                ),
-                "http_status": pa.array([r.http_status for r in records], type=pa.int16()),
-                "error_kind": pa.array([r.error_kind for r in records], type=pa.string()),
-                "error_detail": pa.array([r.error_detail for r in records], type=pa.string()),
-                "warmup": pa.array([r.warmup for r in records], type=pa.bool_()),
-                "session_id": pa.array([r.session_id for r in records], type=pa.string()),
-                "turn": pa.array([r.turn for r in records], type=pa.int32()),
-                "output_chars": pa.array([r.output_text_chars for r in records], type=pa.int32()),
-                "server_timings": pa.array(
-                    [
-                        None if r.server_timings is None else json.dumps(r.server_timings)
-                        for r in records
-                    ],
-                    type=pa.string(),
-                ),
+                "http_status": _ints([r.http_status for r in records], _INT16),
+                "error_kind": _strings([r.error_kind for r in records]),
+                "error_detail": _strings([r.error_detail for r in records]),
+                "warmup": pa.array([bool(r.warmup) for r in records], type=pa.bool_()),
+                "session_id": _strings([r.session_id for r in records]),
+                "turn": _ints([r.turn for r in records], _INT32),
+                "output_chars": _ints([r.output_text_chars for r in records], _COUNT),
+                "server_timings": _strings([_timings_json(r.server_timings) for r in records]),
                 # Columns added by later migrations come last, in migration order.
-                "output_tokens_source": pa.array(
-                    [r.output_tokens_source for r in records], type=pa.string()
-                ),
+                "output_tokens_source": _strings([r.output_tokens_source for r in records]),
+                "notes": _strings(["; ".join(r.notes) if r.notes else None for r in records]),
             }
         )
         self._con.from_arrow(table).insert_into("requests")
@@ -147,7 +197,7 @@ class BatchWriter:
             idx_rep = np.repeat(np.fromiter((r.index for r in records), np.int64, n), counts)
             tokens_known = any(tok is not None for r in records for tok in r.event_tokens[:1])
             tokens = (
-                pa.array(list(chain.from_iterable(r.event_tokens for r in records)), pa.int32())
+                _ints(list(chain.from_iterable(_event_tokens(r) for r in records)), _COUNT)
                 if tokens_known
                 else pa.nulls(total, pa.int32())
             )
@@ -162,20 +212,68 @@ class BatchWriter:
                 }
             )
             self._con.from_arrow(events).insert_into("token_events")
-        self.requests_written += n
-        self.events_written += total
+        return n, total
 
-    def _write_samples(self, samples: list[Sample]) -> None:
+    def _write_samples(self, samples: list[Sample]) -> tuple[int, int]:
         n = len(samples)
         table = pa.table(
             {
                 "run_id": pa.array(np.full(n, self._run_id, dtype=np.int32)),
-                "collector": pa.array([s.collector for s in samples], pa.string()),
-                "device": pa.array([s.device for s in samples], pa.string()),
+                "collector": _strings([s.collector for s in samples]),
+                "device": _strings([s.device for s in samples]),
                 "t_ns": self._rel([s.t_ns for s in samples]),
-                "metric": pa.array([s.metric for s in samples], pa.string()),
+                "metric": _strings([s.metric for s in samples]),
                 "value": pa.array([s.value for s in samples], pa.float64()),
             }
         )
         self._con.from_arrow(table).insert_into("samples")
-        self.samples_written += n
+        return n, 0
+
+
+def _ints(values: list[Any], spec: tuple[pa.DataType, int, int]) -> pa.Array:
+    """An integer column of SQL type `spec`: a value that is not an integer in range (a bool,
+    a float, an overflow) becomes NULL instead of failing the batch. One vectorised check
+    for the common case; value by value only when it finds a bad one."""
+    typ, lo, hi = spec
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        arr = None
+    if arr is not None:
+        if pa.types.is_null(arr.type):
+            return pa.nulls(len(values), typ)
+        if pa.types.is_integer(arr.type):
+            bounds = pc.min_max(arr)
+            low, high = bounds["min"].as_py(), bounds["max"].as_py()
+            if low is None or (lo <= low and high <= hi):
+                return arr.cast(typ)
+    return pa.array([v if type(v) is int and lo <= v <= hi else None for v in values], type=typ)
+
+
+def _strings(values: list[Any]) -> pa.Array:
+    """A VARCHAR column; a value that is not valid text (a lone surrogate, a non-string) is
+    stored as its repaired text rather than failing the batch."""
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowException, TypeError, ValueError):
+        return pa.array([None if v is None else _text(v) for v in values], type=pa.string())
+
+
+def _text(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _timings_json(timings: Any) -> str | None:
+    if timings is None:
+        return None
+    try:
+        return json.dumps(timings, allow_nan=False)
+    except (TypeError, ValueError):  # not JSON (a bug upstream): the timings, not the row
+        return None
+
+
+def _event_tokens(record: RequestRecord) -> list[int | None]:
+    """Tokens per event, one per event time whatever the record says."""
+    tokens = record.event_tokens
+    return tokens if len(tokens) == len(record.event_ns) else [None] * len(record.event_ns)

@@ -33,3 +33,24 @@ def test_fast_and_general_paths_agree_on_piece_boundaries() -> None:
     assert split_events(pieces, times) == _split_general(pieces, times)
     t, data, _ = split_events(pieces, times)
     assert len(data) == 51 and data[-1] == b"[DONE]"
+
+
+def test_cr_alone_ends_a_line_as_the_spec_says() -> None:
+    times, data, rest = split_events([b"data: a\r\rdata: b\rdata: c\r\r"], [7])
+    assert data == [b"a", b"b\nc"] and times == [7, 7] and rest == b""
+
+
+def test_a_crlf_split_across_reads_is_one_line_end() -> None:
+    # The blank line's CRLF is cut after its CR: the event completes with the next read.
+    times, data, rest = split_events([b"data: a\r\n\r", b"\ndata: b\r\n\r\n"], [1, 2])
+    assert data == [b"a", b"b"] and times == [2, 2] and rest == b""
+
+
+def test_a_cr_at_the_very_end_still_ends_the_last_event() -> None:
+    times, data, rest = split_events([b"data: a\n", b"\r"], [1, 2])
+    assert data == [b"a"] and times == [2] and rest == b""
+
+
+def test_a_leading_byte_order_mark_is_skipped() -> None:
+    _, data, _ = split_events([b"\xef\xbb\xbfdata: a\n\n"], [1])
+    assert data == [b"a"]
