@@ -56,12 +56,16 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     head.add_column()
     for key, value in (header or {}).items():
         head.add_row(key, str(value))
-    head.add_row("run", f"{s.run_id} ({s.status})")
+    status = s.status if s.status in _QUIET_STATUS else f"[bold red]{s.status}[/]"
+    head.add_row("run", f"{s.run_id} ({status})")
     head.add_row(
         "requests",
         f"sent {s.sent} = ok {s.ok} + errored {s.errored} + cancelled {s.cancelled}"
         + (f"  (+{s.warmup} warm-up, excluded)" if s.warmup else ""),
     )
+    books = books_line(s)
+    if books is not None:
+        head.add_row("books", books)
     if s.errors_by_kind:
         head.add_row("errors", ", ".join(f"{k} {v}" for k, v in s.errors_by_kind.items()))
     head.add_row("window", f"{s.window_s:.2f} s")
@@ -97,8 +101,8 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             f"{_fmt(g['goodput_rps'], 2)} req/s ({g['good_requests']}/{g['requests']} met every "
             f"SLO); SLOs {'met' if g['all_met'] else 'NOT met'}",
         )
-    for w in s.extra.get("warnings", []):
-        head.add_row("[yellow]warning[/]", str(w))
+    for w in s.extra.get("warnings") or []:
+        head.add_row("[yellow]warning[/]", Text(str(w)))
     parts.append(head)
 
     table = Table(title="latency (ms) and lengths (tokens)", title_justify="left")
@@ -124,6 +128,31 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
         )
     )
     return Group(*parts)
+
+
+_QUIET_STATUS = ("complete", "interrupted", "running")
+
+
+def books_line(s: RunSummary) -> Text | None:
+    """The runner's count of sent requests beside the rows the store holds (warm-up
+    included): red when they differ, or when the runner's count was never written."""
+    stored = s.sent + s.warmup
+    counts = s.extra.get("books") or s.extra.get("outcome")
+    sent = counts.get("sent") if isinstance(counts, dict) else None
+    if not isinstance(sent, int):
+        if s.status == "abandoned":
+            return Text(
+                f"runner count never written (abandoned); the store holds {stored} requests",
+                style="bold red",
+            )
+        return None
+    if sent != stored:
+        return Text(
+            f"LOST RECORDS: the client sent {sent} requests, the store holds {stored} "
+            f"({sent - stored:+d} missing)",
+            style="bold red",
+        )
+    return Text(f"the client sent {sent} requests, the store holds {stored}")
 
 
 def _extra_line(key: str, d: dict[str, Any]) -> str:

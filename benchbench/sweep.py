@@ -46,6 +46,7 @@ class Point:
     summary: RunSummary
     check: PointCheck
     saturated: str | None = None  # why this point counts as over-saturated
+    status: str = "complete"  # the run's final status (failed: its books did not balance)
 
     @property
     def load(self) -> str:
@@ -70,6 +71,7 @@ class Point:
             "slo_met": good.get("all_met"),
             "errored": s.errored,
             "saturated": self.saturated,
+            "status": self.status,
         }
 
 
@@ -83,6 +85,12 @@ class GroupResult:
     @property
     def run_ids(self) -> list[int]:
         return [p.run_id for p in self.points]
+
+    @property
+    def failed(self) -> list[int]:
+        """Runs of the group that failed (lost records, a store or task failure): the
+        command that ran them must exit non-zero."""
+        return [p.run_id for p in self.points if p.status == "failed"]
 
 
 def new_group_id(kind: str) -> str:
@@ -227,6 +235,7 @@ def run_points(
             summary = _summary(cfg.db, result.run_id, slos, summary)
         check = point_check(cfg.db, result.run_id)
         point = Point(i, rate, conc if rate is None else None, result.run_id, summary, check)
+        point.status = result.status
         point.saturated = saturation(summary, check, rate)
         if point.saturated is None and group.points and kind == "sweep":
             point.saturated = _plateau(group.points[-1], point)

@@ -11,6 +11,14 @@ from benchbench.gate.rules import GateConfig
 # covers them and more).
 _SHAPE_KEYS = ("workload", "input_len", "output_len", "arrival", "dataset", "trace")
 
+# Why a run that is not complete cannot be judged, by status.
+_NOT_COMPLETE = {
+    "abandoned": " (its process died before finishing it; its last records may be lost)",
+    "failed": " (its books did not balance or a part of it failed: see `bench show`)",
+    "interrupted": " (stopped early)",
+    "running": " (still running)",
+}
+
 
 def validity_problems(base: SideData, cand: SideData, cfg: GateConfig) -> list[str]:
     """Every reason the two sides cannot be compared; empty when they can."""
@@ -30,7 +38,8 @@ def _side_problems(side: SideData, name: str, cfg: GateConfig) -> list[str]:
     out = []
     for r in side.runs:
         if r.status != "complete":
-            out.append(f"{name} run {r.run_id} is {r.status}, not complete: rerun it")
+            why = _NOT_COMPLETE.get(r.status, "")
+            out.append(f"{name} run {r.run_id} is {r.status}, not complete{why}: rerun it")
     ok = sum(r.ok for r in side.runs)
     sent = sum(r.sent for r in side.runs)
     if ok < cfg.min_requests:

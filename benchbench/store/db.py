@@ -190,10 +190,16 @@ def mark_abandoned(con: duckdb.DuckDBPyConnection) -> list[int]:
             "WHERE run_id = ?",
             [run_id],
         ).fetchone()
+        stored = con.execute("SELECT count(*) FROM requests WHERE run_id = ?", [run_id]).fetchone()
+        # A running run has no extra yet (it is written at the end): this is all there is.
+        extra = {
+            "warnings": warnings,
+            "books": {"sent": None, "stored": int(stored[0]) if stored else 0},
+        }
         con.execute(
-            "UPDATE runs SET status = ?, warnings = ?, ended_ns = coalesce(ended_ns, ?) "
-            "WHERE run_id = ?",
-            [ABANDONED, json.dumps(warnings), end[0] if end else None, run_id],
+            "UPDATE runs SET status = ?, warnings = ?, extra = coalesce(extra, ?), "
+            "ended_ns = coalesce(ended_ns, ?) WHERE run_id = ?",
+            [ABANDONED, json.dumps(warnings), json.dumps(extra), end[0] if end else None, run_id],
         )
     return [int(r[0]) for r in rows]
 
