@@ -16,7 +16,8 @@ import threading
 import typer
 
 from benchbench.sim.config import DEFAULT_MODEL, SimConfig, SimConfigError
-from benchbench.sim.faults import FaultServer, describe_faults, start_faults
+from benchbench.sim.fault_server import FaultServer, start_faults
+from benchbench.sim.faults import describe_faults
 from benchbench.sim.server import SimServer, start_sim
 
 

@@ -12,33 +12,30 @@ loadgen.errors' kinds (a few protocol violations allow more than one reading; th
 the usual one). `bench sim --faults list` prints the catalogue; a spec is a comma list of
 names served round-robin ("stall-after-headers,negative-chunk-size"), names with weights
 drawn at random from the seed ("ok:9,trickle:1"), or "all".
+
+fault_wire.py builds the bytes of a valid answer; fault_server.py serves the mix.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import random
-import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from benchbench.sim.tokenizer import VOCABULARY, token_ids
+from benchbench.sim.fault_wire import HOLD_MAX_S, FaultRequest, Reply, chunk
 
 OK = "ok"
-# A response that breaks HTTP framing: clients report it as a truncated body or as an
-# unparseable one; before the head is complete some call it a failed connection.
-BODY_PROTOCOL = ("incomplete", "malformed")
-HEAD_PROTOCOL = ("incomplete", "malformed", "connect")
+# A response that breaks HTTP framing: bytes came, so the server answered (never "connect");
+# clients report it as a response cut short, or as one they could not parse.
+PROTOCOL = ("incomplete", "malformed")
 
 MAX_TOKENS = 1024  # a valid answer carries max_tokens tokens, at most this many
 STALLED_TOKENS = 3  # tokens sent before a mid-stream fault strikes
-HOLD_MAX_S = 600.0  # a stalled connection is released after this long at the latest
 TRICKLE_GAP_S = 0.5
 GIANT_EVENT_BYTES = 4 * 1024 * 1024
 OVERSIZED_HEAD_BYTES = 256 * 1024
@@ -46,172 +43,6 @@ OVERSIZED_HEAD_BYTES = 256 * 1024
 
 class FaultSpecError(ValueError):
     """A --faults spec names an unknown fault or a bad weight."""
-
-
-@dataclass(frozen=True, slots=True)
-class FaultRequest:
-    """What a fault needs to know about the generation request it spoils."""
-
-    chat: bool
-    stream: bool
-    max_tokens: int
-    include_usage: bool
-    prompt_tokens: int
-
-
-class Reply:
-    """One generation request and the socket to answer it on, with the byte builders a fault
-    needs: a valid answer is built here, and each fault sends some of it, or bends it."""
-
-    def __init__(
-        self,
-        req: FaultRequest,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        model: str,
-        number: int,
-    ) -> None:
-        self.req = req
-        self.reader = reader
-        self.writer = writer
-        self._model = model
-        self._id = f"{'chatcmpl' if req.chat else 'cmpl'}-fault-{number}"
-        self._created = int(time.time())
-
-    # the valid answer -------------------------------------------------------------------
-    @property
-    def first_token(self) -> int:
-        """Index of the first token event in `event_objects()` (chat opens with a role)."""
-        return 1 if self.req.chat else 0
-
-    def event_objects(
-        self, tokens: int | None = None, finish: bool = True, usage: bool | None = None
-    ) -> list[dict]:
-        """The JSON objects of a valid stream: role (chat), tokens, finish, and usage when
-        `usage` (default: when the request asked for it)."""
-        req = self.req
-        n = req.max_tokens if tokens is None else tokens
-        kind = "chat.completion.chunk" if req.chat else "text_completion"
-
-        def event(choice: dict[str, Any], **more: Any) -> dict:
-            base = {"id": self._id, "object": kind, "created": self._created}
-            return {**base, "model": self._model, "choices": [choice], **more}
-
-        out = []
-        if req.chat:
-            out.append(event({"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}))
-        for i in range(n):
-            word = " " + VOCABULARY[i % len(VOCABULARY)]
-            piece = {"delta": {"content": word}} if req.chat else {"text": word}
-            out.append(event({"index": 0, **piece, "finish_reason": None}))
-        if finish:
-            end = {"delta": {}} if req.chat else {"text": ""}
-            out.append(event({"index": 0, **end, "finish_reason": "length"}))
-            if req.include_usage if usage is None else usage:
-                last = event({"index": 0}, usage=self.usage(n))
-                last["choices"] = []
-                out.append(last)
-        return out
-
-    def usage(self, completion_tokens: int) -> dict[str, int]:
-        p = self.req.prompt_tokens
-        return {
-            "prompt_tokens": p,
-            "completion_tokens": completion_tokens,
-            "total_tokens": p + completion_tokens,
-        }
-
-    def body_object(self) -> dict:
-        """The one JSON object of a valid non-streamed answer."""
-        req, n = self.req, self.req.max_tokens
-        text = "".join(" " + VOCABULARY[i % len(VOCABULARY)] for i in range(n))
-        if req.chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}}
-        else:
-            choice = {"index": 0, "text": text}
-        return {
-            "id": self._id,
-            "object": "chat.completion" if req.chat else "text_completion",
-            "created": self._created,
-            "model": self._model,
-            "choices": [{**choice, "finish_reason": "length"}],
-            "usage": self.usage(n),
-        }
-
-    def events(self, objects: list[dict], done: bool = True) -> list[bytes]:
-        """Each SSE event as bytes ("data: {...}\\n\\n"), with [DONE] last when `done`."""
-        out = [b"data: " + orjson.dumps(o) + b"\n\n" for o in objects]
-        return out + [b"data: [DONE]\n\n"] if done else out
-
-    def valid_body(self) -> bytes:
-        """The unframed body of a valid answer (SSE for a stream, else one JSON object)."""
-        if self.req.stream:
-            return b"".join(self.events(self.event_objects()))
-        return orjson.dumps(self.body_object())
-
-    def head(
-        self,
-        headers: tuple[tuple[str, str], ...] = (),
-        version: str = "HTTP/1.1",
-        chunked: bool = True,
-        length: int | None = None,
-        content_type: str | None = None,
-    ) -> bytes:
-        """A 200 head: chunked by default, the content type of a valid answer."""
-        if content_type is None:
-            content_type = "text/event-stream" if self.req.stream else "application/json"
-        lines = [f"{version} 200 OK", f"Content-Type: {content_type}"]
-        if chunked:
-            lines.append("Transfer-Encoding: chunked")
-        if length is not None:
-            lines.append(f"Content-Length: {length}")
-        lines += [f"{name}: {value}" for name, value in headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def valid_parts(self, headers: tuple[tuple[str, str], ...] = ()) -> tuple[bytes, bytes]:
-        """(head, framed body) of a valid answer: chunked, one event per chunk, for a
-        stream; a sized JSON body otherwise."""
-        if self.req.stream:
-            pieces = self.events(self.event_objects())
-            return self.head(headers), b"".join(map(chunk, pieces)) + b"0\r\n\r\n"
-        body = self.valid_body()
-        return self.head(headers, chunked=False, length=len(body)), body
-
-    def valid_response(self, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
-        return b"".join(self.valid_parts(headers))
-
-    # writing ----------------------------------------------------------------------------
-    @property
-    def gone(self) -> bool:
-        """The client closed or reset the connection."""
-        return self.writer.is_closing() or self.reader.at_eof()
-
-    async def send(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
-            await self.writer.drain()
-
-    async def dribble(self, data: bytes, piece: int, gap_s: float) -> None:
-        """Send `data` `piece` bytes at a time, `gap_s` apart."""
-        for i in range(0, len(data), piece):
-            if self.gone:
-                return
-            await self.send(data[i : i + piece])
-            await asyncio.sleep(gap_s)
-
-    async def hold(self) -> None:
-        """Send nothing more until the client leaves (HOLD_MAX_S at most)."""
-        with contextlib.suppress(TimeoutError, asyncio.TimeoutError, ConnectionError):
-            await asyncio.wait_for(self.reader.read(), HOLD_MAX_S)
-
-    def reset(self) -> None:
-        """Close with a TCP RST (SO_LINGER 0 via abort), not a FIN."""
-        self.writer.transport.abort()
-
-
-def chunk(data: bytes) -> bytes:
-    """Frame `data` as one HTTP/1.1 chunk."""
-    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 Respond = Callable[[Reply], Awaitable[bool]]  # returns whether the connection may be reused
@@ -549,271 +380,116 @@ def _set_completion_tokens(value: Any) -> Mutation:
     return mutate
 
 
-def _catalogue() -> dict[str, Fault]:
-    malformed = ("malformed",)
-    usage_note = "malformed_usage"
-    faults = [
-        Fault("ok", "no fault: a valid answer (to mix in, e.g. ok:9,trickle:1)", (OK,), _ok),
-        # connection
-        Fault(
-            "reset-before-response",
-            "reads the request, then resets the connection (RST) without a byte",
-            ("connect",),
-            _reset_before_response,
-        ),
-        Fault(
-            "close-before-response",
-            "reads the request, then closes the connection (FIN) without a byte",
-            ("connect",),
-            _close_before_response,
-        ),
-        Fault(
-            "close-after-headers",
-            "sends a 200 chunked head, then closes",
-            ("incomplete",),
-            _close_after_headers,
-        ),
-        Fault(
-            "reset-mid-stream",
-            f"sends {STALLED_TOKENS} tokens, then resets the connection",
-            ("incomplete",),
-            _reset_mid_stream,
-        ),
-        Fault(
-            "keepalive-lie",
-            "valid answer advertising keep-alive, then closes (llama-server)",
-            (OK,),
-            _keepalive_lie,
-        ),
-        # timing
-        Fault(
-            "stall-after-headers",
-            "sends the 200 head, then nothing ever again",
-            ("timeout",),
-            _stall_after_headers,
-        ),
-        Fault(
-            "stall-mid-stream",
-            f"sends {STALLED_TOKENS} tokens, then nothing ever again",
-            ("timeout",),
-            _stall_mid_stream,
-        ),
-        Fault(
-            "trickle",
-            f"a valid endless stream, one byte every {TRICKLE_GAP_S:g} s (only a total "
-            "deadline stops it)",
-            ("timeout",),
-            _trickle,
-        ),
-        Fault(
-            "slow-head",
-            "the head dribbled 8 bytes per 20 ms, then a valid answer",
-            (OK,),
-            _slow_head,
-        ),
-        Fault(
-            "trickle-head",
-            f"an endless head, one byte every {TRICKLE_GAP_S:g} s",
-            ("timeout",),
-            _trickle_head,
-        ),
-        # framing
-        Fault(
-            "negative-chunk-size",
-            "a chunk size line of -6, then silence",
-            BODY_PROTOCOL,
-            _bad_size_line(b"-6"),
-        ),
-        Fault(
-            "non-hex-chunk-size",
-            "a chunk size line of 'zz', then silence",
-            BODY_PROTOCOL,
-            _bad_size_line(b"zz"),
-        ),
-        Fault(
-            "chunk-overrun",
-            "a chunk size 4 KiB larger than the data sent, then closes",
-            ("incomplete",),
-            _chunk_overrun,
-        ),
-        Fault(
-            "short-content-length",
-            "Content-Length 1000 bytes more than the body, then closes",
-            ("incomplete",),
-            _short_content_length,
-        ),
-        Fault(
-            "conflicting-content-length",
-            "two Content-Length headers with different values",
-            HEAD_PROTOCOL,
-            _conflicting_content_length,
-        ),
-        Fault(
-            "duplicate-content-length",
-            "the same Content-Length twice (RFC 9110 allows reading it as one)",
-            (OK, *HEAD_PROTOCOL),
-            _duplicate_content_length,
-        ),
-        Fault(
-            "content-length-and-chunked",
-            "Content-Length: 5 and Transfer-Encoding: chunked (chunked wins, or an error)",
-            (OK, *HEAD_PROTOCOL),
-            _length_and_chunked,
-        ),
-        Fault(
-            "one-byte-chunks",
-            "a valid stream framed one body byte per chunk",
-            (OK,),
-            _one_byte_chunks,
-        ),
-        Fault(
-            "chunk-extensions-trailers",
-            "a valid stream with chunk extensions and a trailer",
-            (OK,),
-            _chunk_extensions_trailers,
-        ),
-        Fault(
-            "http10-close-delimited",
-            "an HTTP/1.0 answer with no length, ended by closing",
-            (OK,),
-            _http10_close_delimited,
-        ),
-        # status and head
-        Fault(
-            "garbage-status-line",
-            "the status line 'HTTP/1.1 two-hundred OK'",
-            HEAD_PROTOCOL,
-            _garbage_status_line,
-        ),
-        Fault(
-            "oversized-head",
-            f"a {OVERSIZED_HEAD_BYTES // 1024} KiB head, then a valid answer",
-            (OK, *HEAD_PROTOCOL),
-            _oversized_head,
-        ),
-        Fault(
-            "http-500",
-            "HTTP 500 with a JSON error",
-            ("http_5xx",),
-            _status(500, "Internal Server Error"),
-        ),
-        Fault(
-            "http-429",
-            "HTTP 429 with Retry-After: 1",
-            ("rate_limited",),
-            _status(429, "Too Many Requests", ("Retry-After", "1")),
-        ),
-        Fault("http-401", "HTTP 401 Unauthorized", ("auth",), _status(401, "Unauthorized")),
-        Fault(
-            "redirect-302",
-            "HTTP 302 to another path",
-            ("redirect",),
-            _status(302, "Found", ("Location", "/elsewhere/v1/chat/completions")),
-        ),
-        Fault(
-            "continue-100",
-            "an interim 100 Continue, then a valid answer",
-            (OK,),
-            _interim(100, "Continue"),
-        ),
-        Fault(
-            "early-hints-103",
-            "an interim 103 Early Hints, then a valid answer",
-            (OK,),
-            _interim(103, "Early Hints", ("Link", "</style.css>; rel=preload")),
-        ),
-        Fault(
-            "json-to-stream",
-            "a 200 JSON body (not SSE) to a streaming request",
-            ("not_streaming",),
-            _json_to_stream,
-        ),
-        # SSE and JSON
-        Fault(
-            "giant-event",
-            f"one valid token event of {GIANT_EVENT_BYTES // 2**20} MiB",
-            (OK, "malformed"),
-            _giant_event,
-        ),
-        Fault(
-            "invalid-utf8",
-            "bytes FF FE FD inside a token's text",
-            malformed,
-            _invalid_utf8,
-        ),
-        Fault(
-            "sse-crlf-comments",
-            "valid SSE with CRLF line ends, comments, event: and id: fields",
-            (OK,),
-            _sse_crlf_comments,
-        ),
-        Fault("no-tokens", "a complete stream with no token", ("no_tokens",), _no_tokens),
-        Fault(
-            "error-mid-stream",
-            f"{STALLED_TOKENS} tokens, then an error object",
-            ("stream_error",),
-            _error_mid_stream,
-        ),
-        Fault(
-            "missing-done",
-            f"{STALLED_TOKENS} tokens, no finish_reason, no [DONE], then closes",
-            ("incomplete",),
-            _missing_done,
-        ),
-        Fault("not-json", "an event whose data is '{not json'", malformed, _not_json),
-    ]
-    typed = [
-        ("usage-string", '"usage": "x"', _set_usage("x"), True, ("usage",)),
-        ("choices-string", '"choices": "x"', _set_choices("x"), False, ("choices",)),
-        ("choices-ints", '"choices": [1]', _set_choices([1]), False, ("choices",)),
-        ("choices-object", '"choices": {"a": 1}', _set_choices({"a": 1}), False, ("choices",)),
-        (
-            "delta-string",
-            '"delta" / "message": "x" (chat), "text": ["x"]',
-            _set_message("x", ["x"]),
-            False,
-            ("delta", "message", "text"),
-        ),
-        (
-            "content-number",
-            '"content": 5 (chat), "text": 5',
-            _set_content(5),
-            False,
-            ("content", "text"),
-        ),
-    ]
-    for name, what, mutate, on_usage, names in typed:
-        faults.append(
-            Fault(
-                name,
-                f"{what} in the {'usage' if on_usage else 'first token'} event, or the body",
-                malformed,
-                _mutated(mutate, on_usage),
-                body_fault=True,
-                detail_names=names,
-            )
-        )
-    counts = [
-        ("usage-huge", 2**40),
-        ("usage-negative", -5),
-        ("usage-bool", True),
-        ("usage-float", 3.5),
-    ]
-    for name, value in counts:
-        faults.append(
-            Fault(
-                name,
-                f"usage.completion_tokens = {orjson.dumps(value).decode()}",
-                (OK,),
-                _mutated(_set_completion_tokens(value), usage=True),
-                body_fault=True,
-                note=usage_note,
-            )
-        )
-    return {f.name: f for f in faults}
+_MALFORMED = ("malformed",)
+_NOTE = "malformed_usage"
+_N = STALLED_TOKENS
 
+# One fault per entry: name, description (one line), outcomes, respond.
+# fmt: off
+_CATALOGUE = [
+    Fault("ok", "no fault: a valid answer (to mix in, e.g. ok:9,trickle:1)", (OK,), _ok),
+    # connection
+    Fault("reset-before-response", "reads the request, then resets (RST) without a byte",
+          ("connect",), _reset_before_response),
+    Fault("close-before-response", "reads the request, then closes (FIN) without a byte",
+          ("connect",), _close_before_response),
+    Fault("close-after-headers", "sends a 200 chunked head, then closes",
+          ("incomplete",), _close_after_headers),
+    Fault("reset-mid-stream", f"sends {_N} tokens, then resets the connection",
+          ("incomplete",), _reset_mid_stream),
+    Fault("keepalive-lie", "a valid answer advertising keep-alive, then closes (llama-server)",
+          (OK,), _keepalive_lie),
+    # timing
+    Fault("stall-after-headers", "sends the 200 head, then nothing ever again",
+          ("timeout",), _stall_after_headers),
+    Fault("stall-mid-stream", f"sends {_N} tokens, then nothing ever again",
+          ("timeout",), _stall_mid_stream),
+    Fault("trickle", f"a valid endless stream, one byte every {TRICKLE_GAP_S:g} s "
+          "(only a total deadline ends it)", ("timeout",), _trickle),
+    Fault("slow-head", "the head dribbled 8 bytes per 20 ms, then a valid answer",
+          (OK,), _slow_head),
+    Fault("trickle-head", f"an endless head, one byte every {TRICKLE_GAP_S:g} s",
+          ("timeout",), _trickle_head),
+    # framing
+    Fault("negative-chunk-size", "a chunk size line of -6, then silence",
+          PROTOCOL, _bad_size_line(b"-6")),
+    Fault("non-hex-chunk-size", "a chunk size line of 'zz', then silence",
+          PROTOCOL, _bad_size_line(b"zz")),
+    Fault("chunk-overrun", "a chunk size 4 KiB larger than the data sent, then closes",
+          ("incomplete",), _chunk_overrun),
+    Fault("short-content-length", "Content-Length 1000 bytes more than the body, then closes",
+          ("incomplete",), _short_content_length),
+    Fault("conflicting-content-length", "two Content-Length headers with different values",
+          PROTOCOL, _conflicting_content_length),
+    Fault("duplicate-content-length", "the same Content-Length twice (RFC 9110: may be one)",
+          (OK, *PROTOCOL), _duplicate_content_length),
+    Fault("content-length-and-chunked", "Content-Length: 5 and Transfer-Encoding: chunked",
+          (OK, *PROTOCOL), _length_and_chunked),
+    Fault("one-byte-chunks", "a valid stream framed one body byte per chunk",
+          (OK,), _one_byte_chunks),
+    Fault("chunk-extensions-trailers", "a valid stream with chunk extensions and a trailer",
+          (OK,), _chunk_extensions_trailers),
+    Fault("http10-close-delimited", "an HTTP/1.0 answer with no length, ended by closing",
+          (OK,), _http10_close_delimited),
+    # status and head
+    Fault("garbage-status-line", "the status line 'HTTP/1.1 two-hundred OK'",
+          PROTOCOL, _garbage_status_line),
+    Fault("oversized-head", f"a {OVERSIZED_HEAD_BYTES // 1024} KiB head, then a valid answer",
+          (OK, *PROTOCOL), _oversized_head),
+    Fault("http-500", "HTTP 500 with a JSON error",
+          ("http_5xx",), _status(500, "Internal Server Error")),
+    Fault("http-429", "HTTP 429 with Retry-After: 1",
+          ("rate_limited",), _status(429, "Too Many Requests", ("Retry-After", "1"))),
+    Fault("http-401", "HTTP 401 Unauthorized",
+          ("auth",), _status(401, "Unauthorized")),
+    Fault("redirect-302", "HTTP 302 to another path",
+          ("redirect",), _status(302, "Found", ("Location", "/elsewhere/v1/completions"))),
+    Fault("continue-100", "an interim 100 Continue, then a valid answer",
+          (OK,), _interim(100, "Continue")),
+    Fault("early-hints-103", "an interim 103 Early Hints, then a valid answer",
+          (OK,), _interim(103, "Early Hints", ("Link", "</style.css>; rel=preload"))),
+    Fault("json-to-stream", "a 200 JSON body (not SSE) to a streaming request",
+          ("not_streaming",), _json_to_stream),
+    # SSE and JSON
+    Fault("giant-event", f"one valid token event of {GIANT_EVENT_BYTES // 2**20} MiB",
+          (OK, "malformed"), _giant_event),
+    Fault("invalid-utf8", "bytes FF FE FD inside a token's text", _MALFORMED, _invalid_utf8),
+    Fault("sse-crlf-comments", "valid SSE with CRLF line ends, comments, event: and id:",
+          (OK,), _sse_crlf_comments),
+    Fault("no-tokens", "a complete stream with no token", ("no_tokens",), _no_tokens),
+    Fault("error-mid-stream", f"{_N} tokens, then an error object",
+          ("stream_error",), _error_mid_stream),
+    Fault("missing-done", f"{_N} tokens, no finish_reason, no [DONE], then closes",
+          ("incomplete",), _missing_done),
+    Fault("not-json", "an event whose data is '{not json'", _MALFORMED, _not_json),
+    # wrong JSON types: in a stream's first token event (usage: its usage event), or the body
+    Fault("usage-string", '"usage": "x"', _MALFORMED, _mutated(_set_usage("x"), usage=True),
+          body_fault=True, detail_names=("usage",)),
+    Fault("choices-string", '"choices": "x"', _MALFORMED, _mutated(_set_choices("x")),
+          body_fault=True, detail_names=("choices",)),
+    Fault("choices-ints", '"choices": [1]', _MALFORMED, _mutated(_set_choices([1])),
+          body_fault=True, detail_names=("choices",)),
+    Fault("choices-object", '"choices": {"a": 1}', _MALFORMED, _mutated(_set_choices({"a": 1})),
+          body_fault=True, detail_names=("choices",)),
+    Fault("delta-string", '"delta" (body: "message") = "x"; completions: "text": ["x"]',
+          _MALFORMED, _mutated(_set_message("x", ["x"])),
+          body_fault=True, detail_names=("delta", "message", "text")),
+    Fault("content-number", '"content": 5; completions: "text": 5',
+          _MALFORMED, _mutated(_set_content(5)),
+          body_fault=True, detail_names=("content", "text")),
+    # token counts out of range or of the wrong type: stored as NULL with a note, not errors
+    Fault("usage-huge", "usage.completion_tokens = 2**40",
+          (OK,), _mutated(_set_completion_tokens(2**40), usage=True), body_fault=True, note=_NOTE),
+    Fault("usage-negative", "usage.completion_tokens = -5",
+          (OK,), _mutated(_set_completion_tokens(-5), usage=True), body_fault=True, note=_NOTE),
+    Fault("usage-bool", "usage.completion_tokens = true",
+          (OK,), _mutated(_set_completion_tokens(True), usage=True), body_fault=True, note=_NOTE),
+    Fault("usage-float", "usage.completion_tokens = 3.5",
+          (OK,), _mutated(_set_completion_tokens(3.5), usage=True), body_fault=True, note=_NOTE),
+]
+# fmt: on
 
-FAULTS: dict[str, Fault] = _catalogue()
+FAULTS: dict[str, Fault] = {f.name: f for f in _CATALOGUE}
 
 
 # the mix -------------------------------------------------------------------------------
@@ -874,163 +550,3 @@ def describe_faults() -> str:
             expect += f", note {f.note}"
         lines.append(f"{f.name:<{width}}  {f.description}  -> {expect}")
     return "\n".join(lines)
-
-
-# the server ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
-    """The next request on the connection; None when the client left or sent garbage."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head[:-4].decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ", 2)
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        body = await reader.readexactly(length) if length > 0 else b""
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
-        return None
-    return _Request(method, target.split("?", 1)[0], headers, body)
-
-
-def _generation(body: bytes, chat: bool) -> FaultRequest | None:
-    """The few fields a fault needs; None when the body is not a JSON object."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    if chat:
-        messages = data.get("messages") if isinstance(data.get("messages"), list) else []
-        text = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-        asked = data.get("max_completion_tokens", data.get("max_tokens"))
-    else:
-        text = str(data.get("prompt", ""))
-        asked = data.get("max_tokens")
-    options = data.get("stream_options")
-    usage = isinstance(options, dict) and bool(options.get("include_usage"))
-    max_tokens = asked if isinstance(asked, int) and asked > 0 else 16
-    return FaultRequest(
-        chat=chat,
-        stream=data.get("stream") is True,
-        max_tokens=min(max_tokens, MAX_TOKENS),
-        include_usage=usage,
-        prompt_tokens=len(text.split()),
-    )
-
-
-class FaultServer:
-    """A running fault server. `await stop()` ends it and every connection it holds."""
-
-    def __init__(self, mix: FaultMix, host: str, model: str, seed: int = 0) -> None:
-        self.mix = mix
-        self.host = host
-        self.model = model
-        self.port = 0
-        self.served: Counter[str] = Counter()  # generation requests answered, per fault
-        self._pick = mix.picker(seed)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._stopped = asyncio.Event()
-        self._number = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def _start(self, port: int) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def serve_forever(self) -> None:
-        await self._stopped.wait()
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
-        self._stopped.set()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            while (request := await _read_request(reader)) is not None:
-                keep = await self._answer(request, reader, writer)
-                if not keep or request.headers.get("connection", "").lower() == "close":
-                    break
-        except (ConnectionError, asyncio.CancelledError):
-            # Cancelled by stop(): end quietly, the connection dies with the server.
-            writer.transport.abort()
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-            self._tasks.discard(task)
-
-    async def _answer(
-        self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        path, method = request.path, request.method
-        if path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
-            req = _generation(request.body, path.endswith("chat/completions"))
-            if req is None:
-                return await _plain(writer, 400, {"error": {"message": "body must be JSON"}})
-            fault = self._pick()
-            self.served[fault.name] += 1
-            self._number += 1
-            return await fault.respond(Reply(req, reader, writer, self.model, self._number))
-        if path == "/health" and method == "GET":
-            return await _plain(writer, 200, {"status": "ok"})
-        if path == "/v1/models" and method == "GET":
-            model = {"id": self.model, "object": "model", "owned_by": "benchbench-faults"}
-            return await _plain(writer, 200, {"object": "list", "data": [model]})
-        if path in ("/tokenize", "/v1/tokenize") and method == "POST":
-            try:
-                data = orjson.loads(request.body)
-                text = data.get("content", data.get("prompt"))
-            except (orjson.JSONDecodeError, AttributeError):
-                text = None
-            if not isinstance(text, str):
-                return await _plain(writer, 400, {"error": {"message": "need 'content'"}})
-            ids = token_ids(text)
-            return await _plain(writer, 200, {"tokens": ids, "count": len(ids)})
-        return await _plain(writer, 404, {"error": {"message": f"no route {method} {path}"}})
-
-
-async def _plain(writer: asyncio.StreamWriter, status: int, obj: dict) -> bool:
-    body = orjson.dumps(obj)
-    head = f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
-    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    writer.write(head.encode() + body)
-    await writer.drain()
-    return True
-
-
-async def start_faults(
-    spec: str | FaultMix, host: str = "127.0.0.1", port: int = 0, *, model: str, seed: int = 0
-) -> FaultServer:
-    """Start a fault server in the running event loop; port 0 picks a free port."""
-    mix = parse_faults(spec) if isinstance(spec, str) else spec
-    server = FaultServer(mix, host, model, seed)
-    await server._start(port)
-    return server
