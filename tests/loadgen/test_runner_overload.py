@@ -10,6 +10,7 @@ construction are asserted."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import tracemalloc
 from collections.abc import Sequence
@@ -91,8 +92,20 @@ def run(plan: LoadPlan, arrivals=ABSURD, stop_after_s: float | None = None, clie
         )
         return outcome, time.monotonic() - t0
 
-    outcome, elapsed_s = asyncio.run(main())
+    outcome, elapsed_s = bounded(main())
     return outcome, stored, client, elapsed_s
+
+
+def bounded(coro, limit_s: float = 60):
+    """asyncio.run(coro) in a thread, failing after ``limit_s``: a loop that never yields
+    (the bug this file guards against) ignores asyncio's own timeouts."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(asyncio.run(coro)), daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    assert not thread.is_alive(), f"the run did not end within {limit_s} s"
+    assert result, "the run raised (see the thread's traceback above)"
+    return result[0]
 
 
 def assert_balanced(outcome: RunOutcome, stored: list[RequestRecord]) -> None:
@@ -170,7 +183,7 @@ def test_a_real_server_at_an_unreachable_rate_balances_and_ends() -> None:
                 await client.aclose()
             return outcome, time.monotonic() - t0
 
-    outcome, elapsed_s = asyncio.run(main())
+    outcome, elapsed_s = bounded(main())
     assert_balanced(outcome, records)
     assert outcome.ok > 0 and outcome.max_in_flight <= 64
     assert outcome.behind_schedule_max_ns > 1e9
