@@ -159,6 +159,7 @@ class OpenAIEndpoint:
                 record.error_detail = _snippet(rest) if rest else "stream ended without [DONE]"
             elif not event_ns:
                 record.error_kind = errors.NO_TOKENS
+                record.error_detail = "the stream finished without any output text"
 
 
 _DONE = object()
@@ -360,6 +361,7 @@ def _finish_json(
         record.output_text_chars = len(text)
     elif record.error_kind is None:
         record.error_kind = errors.NO_TOKENS
+        record.error_detail = "the response has no output text"
 
 
 def _error_detail(error: object) -> str:
