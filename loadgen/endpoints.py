@@ -127,16 +127,26 @@ class OpenAIEndpoint:
                     if type(choice) is not dict:
                         _malformed(record, f"choices[0] is {_kind(choice)}, expected object")
                     else:
-                        text, problem = _choice_text(choice, "delta" if chat else None)
-                        if problem is not None:
-                            _malformed(record, problem)
+                        # The common shape inline (this runs once per token); anything else,
+                        # and every type check, in _choice_text.
+                        if chat:
+                            delta = choice.get("delta")
+                            text = delta.get("content") if type(delta) is dict else None
+                        else:
+                            text = choice.get("text")
+                        if type(text) is not str or not text:
+                            text, problem = _choice_text(choice, "delta" if chat else None)
+                            if problem is not None:
+                                _malformed(record, problem)
                         if text:
                             # A role-only opening chunk carries no text: it is not a token.
                             event_ns.append(t)
                             chars += len(text)
                             if texts is not None:
                                 texts.append(text)
-                        if _finish_reason(record, choice):
+                        if choice.get("finish_reason") is not None and _finish_reason(
+                            record, choice
+                        ):
                             done = True
             usage = obj.get("usage")
             if usage is not None:
