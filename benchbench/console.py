@@ -147,9 +147,9 @@ def books_line(s: RunSummary) -> Text | None:
             )
         return None
     if sent != stored:
+        gap = f"{sent - stored} missing" if sent > stored else f"{stored - sent} more than sent"
         return Text(
-            f"LOST RECORDS: the client sent {sent} requests, the store holds {stored} "
-            f"({sent - stored:+d} missing)",
+            f"LOST RECORDS: the client sent {sent} requests, the store holds {stored} ({gap})",
             style="bold red",
         )
     return Text(f"the client sent {sent} requests, the store holds {stored}")

@@ -72,11 +72,24 @@ def run_benchmark(
     stops, what is in flight is recorded as cancelled, status "interrupted"); an exception
     after the run was created marks it "interrupted" or "failed", with what was measured
     kept. Only a process killed outright leaves it "running" (later seen as "abandoned")."""
+    with _Signals() as signals:
+        return _run_benchmark(cfg, clock, on_live, group, nvml, signals)
+
+
+def _run_benchmark(
+    cfg: RunConfig,
+    clock: Clock,
+    on_live: LiveCallback | None,
+    group: RunGroup | None,
+    nvml: Any | None,
+    signals: _Signals,
+) -> RunResult:
     slos = parse_slos(cfg.slo) if cfg.slo else None
-    traffic = build_traffic(cfg)  # validate the workload before touching anything else
+    # Validate the workload before touching anything else (this may ask the server's
+    # /tokenize already: a signal here stops the command, and no run exists yet).
+    traffic = build_traffic(cfg)
     validate_prices(cfg)
     with contextlib.ExitStack() as stack:
-        signals = stack.enter_context(_Signals())
         base_url = cfg.endpoint
         sim_note = sim_metrics = None
         if base_url is None:
@@ -303,7 +316,7 @@ def _book_failures(books: dict[str, Any]) -> list[str]:
     if books["missing"]:
         out.append(
             f"THE BOOKS DO NOT BALANCE: the client sent {books['sent']} requests but the store "
-            f"holds {books['stored']} ({books['missing']:+d} missing); this run is failed"
+            f"holds {books['stored']}; this run is failed"
         )
     if books["writer_error"]:
         out.append(f"store write failed: {books['writer_error']}")
@@ -352,39 +365,42 @@ def _first_line(exc: BaseException) -> str:
 
 class _Signals:
     """SIGTERM behaves as SIGINT for the whole run. While requests are sent, both stop the
-    runner (see _run_loop); outside that phase (the simulator starting, model discovery, the
-    store's writes after the run) both raise KeyboardInterrupt, which the run turns into a
-    final status. Counted, so a second signal can say so. Only the main thread may install
-    signal handlers; elsewhere (a run started from a thread) signals keep their handlers."""
+    runner (see _run_loop, which counts them). Outside that phase (the simulator starting,
+    /tokenize and /models, the writes after the run) SIGTERM is passed on as SIGINT, so it
+    takes the same path as Ctrl-C: KeyboardInterrupt, also out of a nested asyncio.run, and
+    the run (if it exists yet) gets its final status. Only the main thread may install
+    signal handlers; a run started from another thread keeps the process's handlers."""
 
     def __init__(self) -> None:
-        self.count = 0
-        self._previous: dict[int, Any] = {}
+        self.count = 0  # signals received while requests were being sent
+        self._previous: Any = None
+        self._installed = False
 
     def __enter__(self) -> _Signals:
         self.install()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
+        if self._installed:
             with contextlib.suppress(ValueError, TypeError):
-                signal.signal(sig, handler)
+                signal.signal(signal.SIGTERM, self._previous)
 
     def install(self) -> None:
-        """(Re)install the raising handlers: closing an event loop resets them."""
+        """(Re)install the SIGTERM handler: closing an event loop resets it."""
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            current = signal.getsignal(sig)
-            if sig not in self._previous:
-                self._previous[sig] = current
-            # A handler installed by someone else (an embedding application) is theirs.
-            if current in (signal.SIG_DFL, signal.default_int_handler, self._raise):
-                signal.signal(sig, self._raise)
+        current = signal.getsignal(signal.SIGTERM)
+        if not self._installed:
+            self._previous, self._installed = current, True
+        # A handler installed by someone else (an embedding application) is theirs.
+        if current in (signal.SIG_DFL, self._as_sigint):
+            signal.signal(signal.SIGTERM, self._as_sigint)
 
-    def _raise(self, signum: int, frame: object) -> None:
-        self.count += 1
-        raise KeyboardInterrupt
+    @staticmethod
+    def _as_sigint(signum: int, frame: object) -> None:
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+            raise KeyboardInterrupt  # SIGINT ignored (a background job): stop all the same
+        signal.raise_signal(signal.SIGINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -512,7 +528,7 @@ def _run_loop(
     try:
         return run_loop(main(), cfg.event_loop)
     except KeyboardInterrupt:
-        if signals.count > 1:  # a second signal: what was measured is already in the writer
+        if signals.count:  # a second signal: what was measured is already in the writer
             raise BenchError("interrupted twice; the run's measured requests were kept") from None
         raise
     finally:

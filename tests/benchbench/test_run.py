@@ -3,15 +3,23 @@ figures match what the simulator was configured to do, and every request is stor
 
 from __future__ import annotations
 
+import io
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
+from rich.console import Console
 
 from benchbench.config import make_config
+from benchbench.console import print_summary
 from benchbench.orchestrate import run_benchmark
 from benchbench.sim import SimConfig, SimProcess
+from benchbench.store import BatchWriter
+from loadgen.runner import Runner, RunOutcome
+from loadgen.spec import RequestRecord
 
 PREFILL_MS = 20.0
 STEP_MS = 10.0
@@ -128,3 +136,99 @@ def test_median_of_chunk_gaps_follows_decode_step(tmp_path: Path) -> None:
     gaps = result.summary.distributions["chunk_gap_ms"]
     assert gaps.n == 6 * 29
     assert gaps.p50 == pytest.approx(4.0, abs=1.0)
+
+
+def test_the_books_balance_and_are_stored_with_the_run(timed_sim: str, tmp_path: Path) -> None:
+    db = tmp_path / "k.duckdb"
+    result = _run(timed_sim, db, concurrency=3, requests=12, warmup=2)
+    con = duckdb.connect(str(db), read_only=True)
+    extra = json.loads(
+        con.execute("SELECT extra FROM runs WHERE run_id = ?", [result.run_id]).fetchone()[0]
+    )
+    con.close()
+    books = extra["books"]
+    assert result.status == "complete"
+    # The runner's count (warm-up included) equals the rows stored, at every step between.
+    assert books["sent"] == books["received"] == books["written"] == books["stored"] == 14
+    assert books["missing"] == 0 and books["errors"] == [] and books["writer_error"] is None
+
+
+def test_a_record_lost_on_its_way_to_the_store_fails_the_run(
+    timed_sim: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add = BatchWriter.add_record
+
+    def lossy(self: BatchWriter, record: RequestRecord) -> None:
+        if record.index != 5:
+            add(self, record)
+
+    monkeypatch.setattr(BatchWriter, "add_record", lossy)
+    result = _run(timed_sim, tmp_path / "l.duckdb", concurrency=2, requests=10)
+    s = result.summary
+    assert result.status == s.status == "failed"
+    assert (s.extra["books"]["sent"], s.extra["books"]["stored"]) == (10, 9)
+    assert any("BOOKS DO NOT BALANCE" in w for w in s.extra["warnings"])
+    text = _render(s)
+    assert "LOST RECORDS: the client sent 10 requests, the store holds 9 (1 missing)" in text
+
+
+def test_an_unhandled_error_inside_the_run_fails_it(
+    timed_sim: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Runner.run
+
+    async def broken(self: Runner, *args: object, **kw: object) -> RunOutcome:
+        outcome = await run(self, *args, **kw)
+        outcome.errors.append("Traceback (most recent call last):\nValueError: boom")
+        return outcome
+
+    monkeypatch.setattr(Runner, "run", broken)
+    result = _run(timed_sim, tmp_path / "u.duckdb", concurrency=2, requests=4)
+    assert result.status == result.summary.status == "failed"
+    books = result.summary.extra["books"]
+    assert books["error_count"] == 1 and "ValueError: boom" in books["errors"][0]
+    assert any("ValueError: boom" in w for w in result.summary.extra["warnings"])
+
+
+def test_a_finished_run_is_in_the_database_file_without_its_log(
+    timed_sim: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "f.duckdb"
+    # Another connection keeps the database open, so closing the run's store does not
+    # checkpoint it: only the run's own checkpoint can put it in the file.
+    keep = duckdb.connect(str(db))
+    try:
+        result = _run(timed_sim, db, concurrency=2, requests=8)
+        copy = tmp_path / "copy.duckdb"
+        shutil.copyfile(db, copy)  # the .duckdb alone, as a user would copy it
+    finally:
+        keep.close()
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT status, (SELECT count(*) FROM requests WHERE run_id = ?) FROM runs "
+            "WHERE run_id = ?",
+            [result.run_id, result.run_id],
+        ).fetchone()
+    finally:
+        con.close()
+    assert row == ("complete", 8)
+
+
+def test_a_password_in_the_endpoint_never_reaches_the_store(timed_sim: str, tmp_path: Path) -> None:
+    db = tmp_path / "p.duckdb"
+    url = timed_sim.replace("http://", "http://user:hunter2@")
+    result = _run(url, db, concurrency=1, requests=2)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute("SELECT * FROM runs WHERE run_id = ?", [result.run_id]).fetchone()
+    finally:
+        con.close()
+    assert "hunter2" not in json.dumps(row, default=str)
+    assert "hunter2" not in result.header["endpoint"]
+
+
+def _render(s: object) -> str:
+    console = Console(width=200, record=True, file=io.StringIO())
+    print_summary(console, s)  # type: ignore[arg-type]
+    return console.export_text()

@@ -115,7 +115,8 @@ def test_runs_of_this_process_stay_running_for_its_own_readers(tmp_path: Path) -
     store.close()
     ro = open_store(db, read_only=True)
     try:
-        assert ro.con.execute("SELECT status FROM runs").fetchone() == ("running",)
+        seen = ro.con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        assert seen == ("running",)
     finally:
         ro.close()
 
