@@ -472,21 +472,31 @@ class FuzzServer:
         framing = rng.choice(["chunked", "chunked", "length", "close"])
         keep = framing != "close" and rng.random() < 0.8
         kind = b"text/event-stream" if case.stream else b"application/json"
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: " + kind + b"\r\n"
+        head = b"HTTP/1.1 200 OK\r\n" + rng.choice([b"Content-Type", b"content-type"])
+        head += b": " + kind + b"\r\n" + rng.choice([b"", b"X-Request-Id: 7\r\nServer: fuzz\r\n"])
         if not keep:
             head += b"Connection: close\r\n"
+        cut = rng.random() < 0.05  # the server dies mid-body: an incomplete response
         if framing == "length":
-            w.write(head + b"Content-Length: %d\r\n\r\n" % len(case.body) + case.body)
+            body = case.body[: len(case.body) // 2] if cut else case.body
+            w.write(head + b"Content-Length: %d\r\n\r\n" % len(case.body) + body)
         elif framing == "close":
             w.write(head + b"\r\n" + case.body)
         else:
             w.write(head + b"Transfer-Encoding: chunked\r\n\r\n")
-            for piece in _split(rng, case.body):  # at most ~200 writes
-                w.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            pieces = _split(rng, case.body)  # at most ~200 writes
+            for n, piece in enumerate(pieces):
+                if cut and n >= len(pieces) // 2:
+                    break
+                # Valid but rarer chunk syntax: upper-case hex, chunk extensions.
+                size = (b"%X" if rng.random() < 0.5 else b"%x") % len(piece)
+                ext = b";ext=1" if rng.random() < 0.05 else b""
+                w.write(size + ext + b"\r\n" + piece + b"\r\n")
                 await w.drain()
-            w.write(b"0\r\n\r\n")
+            if not cut:
+                w.write(b"0\r\n" + (b"X-Trailer: 1\r\n" if rng.random() < 0.05 else b"") + b"\r\n")
         await w.drain()
-        return keep
+        return keep and not cut
 
 
 PAIRS = [("chat", True), ("completions", True), ("chat", False), ("completions", False)]
