@@ -242,7 +242,7 @@ def run_points(
         group.points.append(point)
         if on_point is not None:
             on_point(point)
-        if result.outcome.interrupted:
+        if result.status == "interrupted" or result.outcome.interrupted:
             group.stopped = "interrupted"
             break
         if stop_on_saturation and point.saturated and j + 1 < len(loads):
