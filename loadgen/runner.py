@@ -169,7 +169,9 @@ class Runner:
         if plan.think_time_s and isinstance(work, SessionSource):
             raise ValueError("a session source draws its own think times; leave think_time_s 0")
         origin = self._clock() if origin_ns is None else origin_ns
+        # stop() may come first (Ctrl-C during an idle baseline): then nothing is sent.
         self._outcome = outcome = RunOutcome(origin_ns=origin, end_ns=origin)
+        outcome.interrupted = self._stopping
         total = None if plan.max_requests is None else plan.max_requests + plan.warmup_requests
         self._budget, self._warmup, self._claimed = total, plan.warmup_requests, 0
         self._throttler = _throttler(plan.max_rate) if arrivals is None else None
