@@ -46,6 +46,23 @@ def locked_sim() -> Iterator[SimProcess]:
         (["--input-len", "gaussian:7"], "--input-len"),
         (["--api", "embeddings"], "--api"),
         (["--header", "no-colon"], "--header must look like 'Name: value'"),
+        # Malformed URLs: one line naming the flag, never a traceback from a client.
+        (["--endpoint", "http://[::1"], "--endpoint must be an http(s) URL"),
+        (["--endpoint", "127.0.0.1:8000/v1"], "--endpoint must be an http(s) URL"),
+        (["--endpoint", "http:///v1"], "no host"),
+        (["--endpoint", "http://127.0.0.1:99999/v1"], "--endpoint must be an http(s) URL"),
+        (["--endpoint", "http://127.0.0.1:port/v1"], "--endpoint must be an http(s) URL"),
+        (["--endpoint", "http://127.0.0.1:8000/v1\r\nX: y"], "control characters"),
+        (["--scrape", "ftp://127.0.0.1/metrics"], "--scrape must be an http(s) URL"),
+        (["--power-agent", "http://[::1"], "--power-agent must be an http(s) URL"),
+        # A CR/LF would end the header line and smuggle in another header.
+        (["--header", "X-A: b\r\nX-Evil: 1"], "CR, LF"),
+        (["--header", "X-A: b\nX-Evil: 1"], "CR, LF"),
+        (["--header", "X-A: b\r"], "CR, LF"),
+        (["--header", "X A: b"], "not a valid header name"),
+        (["--header", "X\r\nEvil: b"], "not a valid header name"),
+        (["--request-timeout", "0"], "--request-timeout"),
+        (["--timeout", "-1"], "--timeout"),
     ],
 )
 def test_bad_run_input_is_one_line(args: list[str], says: str, tmp_path: Path) -> None:
@@ -85,3 +102,30 @@ def test_show_and_runs_on_a_missing_store_or_run_are_one_line(tmp_path: Path) ->
     ok = bench("run", "--db", str(db), "--requests", "2", "--output-len", "2", "--sim-fast", "-q")
     assert ok.returncode == 0, ok.stderr
     assert_one_line(bench("show", "999", "--db", str(db)), "no run 999")
+
+
+def test_a_password_in_a_malformed_endpoint_is_not_echoed(tmp_path: Path) -> None:
+    for endpoint in ("http://user:PASSw0rd@[::1", "http://user:PASSw0rd@127.0.0.1:99999/v1"):
+        proc = bench("run", "--db", str(tmp_path / "x.duckdb"), "--endpoint", endpoint)
+        assert_one_line(proc, "--endpoint must be an http(s) URL")
+        assert "PASSw0rd" not in proc.stderr and "REDACTED" in proc.stderr
+
+
+def test_cannot_connect_names_the_endpoint_without_its_password(tmp_path: Path) -> None:
+    proc = bench(
+        "run", "--db", str(tmp_path / "x.duckdb"), "--endpoint", "http://u:PASSw0rd@127.0.0.1:9/v1"
+    )
+    assert_one_line(proc, "cannot connect to http://REDACTED@127.0.0.1:9/v1")
+    assert "PASSw0rd" not in proc.stderr
+
+
+def test_a_header_value_is_never_echoed_in_its_error(tmp_path: Path) -> None:
+    proc = bench(
+        "run",
+        "--db",
+        str(tmp_path / "x.duckdb"),
+        "--header",
+        "Authorization: Bearer TOKsecret\r\nX: y",
+    )
+    assert_one_line(proc, "--header Authorization")
+    assert "TOKsecret" not in proc.stderr
