@@ -9,9 +9,11 @@ silently queue requests: coordinated omission), and the read timeout suits long 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -31,9 +33,44 @@ class HttpSettings:
     # Between two body pieces: a stalled stream is an error, a long generation is not.
     read_timeout_s: float = 300.0
     transport: TransportName = "raw"
+    # From send to the end of the response, retries included: bounds a server that trickles
+    # bytes often enough to never trip read_timeout_s. None: no total deadline.
+    request_timeout_s: float | None = None
+
+    def __post_init__(self) -> None:
+        check_headers(self.headers)
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse a header that would change the request's framing: a CR or LF in a value would
+    be sent as an extra header line (header injection). Raises ValueError naming the header;
+    never echoes the value, which may be a credential."""
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(
+                f"header name {name!r} is not a valid HTTP token "
+                "(no spaces, colons, CR/LF or other separators)"
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(
+                f"header {name!r}: the value holds a CR, LF or NUL; it must be one line"
+            )
+
+
+# RFC 9110 token: the characters a header name may hold.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+# Seen closing a kept-alive connection within this long after a complete response, this many
+# times, a server is taken to close after every response (llama-server does, while advertising
+# keep-alive): each request then gets a fresh connection, so none is sent on a socket the
+# server is about to close (a race that costs a retry at best, an error at worst).
+EARLY_CLOSE_NS = 1_000_000_000
+EARLY_CLOSES_TO_STOP_REUSE = 2
 
 
 class StreamClient(Protocol):
+    retries: int  # requests sent again on a fresh connection (errors.should_resend)
+
     async def post(
         self, path: str, body: bytes, record: RequestRecord, pieces: list[bytes], times: list[int]
     ) -> None:
@@ -46,6 +83,11 @@ class StreamClient(Protocol):
 class HttpxStreamClient:
     def __init__(self, settings: HttpSettings, clock: Clock) -> None:
         self._clock = clock
+        self._settings = settings
+        self.retries = 0
+        # httpx cannot see a socket close between requests; a reused connection dying before
+        # the response is the sign the raw client also counts (EARLY_CLOSES_TO_STOP_REUSE).
+        self._close_headers: dict[str, str] | None = None
         limits = httpx.Limits(
             max_connections=settings.max_connections,
             max_keepalive_connections=settings.max_connections,
@@ -58,6 +100,7 @@ class HttpxStreamClient:
         )
         headers = {"content-type": "application/json", **settings.headers}
         transport: httpx.AsyncBaseTransport
+        self._traced = settings.transport != "aiohttp"
         if settings.transport == "aiohttp":
             from httpx_aiohttp import AiohttpTransport
 
@@ -74,20 +117,39 @@ class HttpxStreamClient:
     async def post(
         self, path: str, body: bytes, record: RequestRecord, pieces: list[bytes], times: list[int]
     ) -> None:
+        total = self._settings.request_timeout_s
+        try:
+            async with asyncio.timeout(total):
+                await self._post(path, body, record, pieces, times)
+        except TimeoutError:  # only the total deadline's: _post turns every other error to data
+            record.error_kind = errors.TIMEOUT
+            record.error_detail = f"timeout: total deadline of {total:g} s exceeded"
+            record.closed_ns = self._clock()
+
+    async def _post(
+        self, path: str, body: bytes, record: RequestRecord, pieces: list[bytes], times: list[int]
+    ) -> None:
         clock = self._clock
-        # Real servers (llama.cpp) close kept-alive sockets after a stream; a request that never
-        # reached the server is retried once on a fresh connection rather than counted as an error.
         for attempt in range(2):
+            fresh = False
+
+            async def trace(name: str, info: Mapping[str, object]) -> None:
+                nonlocal fresh
+                if name == "connection.connect_tcp.started":
+                    fresh = True
+
+            extensions = {"trace": trace} if self._traced else None
             record.sent_ns = clock()
             try:
-                async with self._client.stream("POST", path, content=body) as resp:
+                async with self._client.stream(
+                    "POST", path, content=body, headers=self._close_headers, extensions=extensions
+                ) as resp:
                     record.http_status = resp.status_code
-                    kind = errors.kind_for_status(resp.status_code)
+                    kind = errors.classify_status(resp.status_code)
                     if kind is not None:
-                        detail = await resp.aread()
                         record.error_kind = kind
-                        record.error_detail = f"HTTP {resp.status_code}: " + detail[:200].decode(
-                            "utf-8", "replace"
+                        record.error_detail = status_detail(
+                            resp.status_code, resp.headers.get("location"), await _head(resp)
                         )
                     else:
                         append_p = pieces.append
@@ -97,34 +159,58 @@ class HttpxStreamClient:
                             append_p(piece)
                 record.closed_ns = clock()
                 return
-            except (
-                httpx.RemoteProtocolError,
-                httpx.ConnectError,
-                httpx.WriteError,
-                httpx.ConnectTimeout,  # httpx-aiohttp's name for a write to a closed socket
-                httpx.ReadError,
-            ) as exc:
-                if attempt == 0 and record.http_status is None and not pieces:
+            except Exception as exc:  # any transport's error becomes data, never escapes
+                got_response = record.http_status is not None or bool(pieces)
+                kind = errors.classify_exception(exc, got_response=got_response)
+                # httpx traces a new connection; aiohttp does not, but its fresh-connect failure
+                # is the only one it maps to ConnectError.
+                reused = not fresh and not isinstance(exc, httpx.ConnectError)
+                if errors.should_resend(
+                    kind, reused=reused, got_response=got_response, attempt=attempt
+                ):
+                    self.retries += 1
+                    if self.retries >= EARLY_CLOSES_TO_STOP_REUSE:
+                        self._close_headers = {"connection": "close"}
                     continue
-                kind = errors.CONNECT if record.http_status is None else errors.INCOMPLETE
-                _transport_error(record, kind, exc, clock)
-                return
-            except httpx.TimeoutException as exc:
-                _transport_error(record, errors.TIMEOUT, exc, clock)
-                return
-            except httpx.HTTPError as exc:
-                kind = errors.CONNECT if record.http_status is None else errors.INCOMPLETE
-                _transport_error(record, kind, exc, clock)
+                record.error_kind = kind
+                record.error_detail = f"{type(exc).__name__}: {exc}"[:300]
+                record.closed_ns = clock()
                 return
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def _transport_error(record: RequestRecord, kind: str, exc: BaseException, clock: Clock) -> None:
-    record.error_kind = kind
-    record.error_detail = f"{type(exc).__name__}: {exc}"[:300]
-    record.closed_ns = clock()
+_ERROR_BODY_BYTES = 4096  # of an error response, kept for its detail; the rest is not read
+
+
+async def _head(resp: httpx.Response) -> bytes:
+    """The start of an error response's body: an endless one must not hold the request."""
+    out = b""
+    async for piece in resp.aiter_raw():
+        out += piece
+        if len(out) >= _ERROR_BODY_BYTES:
+            break
+    return out
+
+
+def status_detail(status: int, location: str | None, body: bytes) -> str:
+    """error_detail for a final status that is an error kind (errors.classify_status)."""
+    text = body[:200].decode("utf-8", "replace")
+    if 300 <= status < 400:
+        return f"HTTP {status} to {_public(location) if location else '(no Location)'}: {text}"
+    return f"HTTP {status}: {text}"
+
+
+def _public(url: str) -> str:
+    """A redirect target without userinfo, query or fragment: they can hold credentials
+    (presigned URLs) and the detail is stored."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable Location)"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path or "/"
 
 
 async def sleep_until(clock: Clock, deadline_ns: int) -> None:

@@ -1,14 +1,16 @@
 """A minimal HTTP/1.1 client on asyncio.Protocol, for the streaming hot path.
 
 Why not only httpx: every streamed piece through httpx wakes a coroutine and climbs several
-async-iterator layers; here a piece costs one `data_received` call that timestamps it and
-appends it to two lists, and the request's coroutine wakes once, when the response is
+async-iterator layers; here a read costs one `data_received` call that takes one timestamp,
+hands the bytes to llhttp (httptools, the parser uvicorn uses) and appends the read's body
+bytes and its time to two lists; the request's coroutine wakes once, when the response is
 complete. benchmarks/client_overhead.py measures both side by side.
 
-Scope: plain HTTP or TLS (no HTTP/2, no proxies, no compression: we never ask for it),
-chunked or Content-Length bodies or read-until-close, keep-alive pooling with one retry on a
-fresh connection when a pooled one turns out closed before any byte of the response arrived
-(llama.cpp closes sockets after each stream while advertising keep-alive)."""
+Scope: plain HTTP or TLS (no HTTP/2, no proxies, no compression: we never ask for it), any
+framing llhttp accepts (chunked, Content-Length, read-until-close), 1xx interim responses
+skipped, keep-alive pooling. Failures follow loadgen.errors: one retry on a fresh connection
+when a pooled one turns out closed before any response byte, and a server seen closing
+connections right after complete responses is no longer sent requests on reused ones."""
 
 from __future__ import annotations
 
@@ -18,55 +20,89 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import httptools
+
 from loadgen import errors
-from loadgen.client import HttpSettings
+from loadgen.client import (
+    EARLY_CLOSE_NS,
+    EARLY_CLOSES_TO_STOP_REUSE,
+    HttpSettings,
+    status_detail,
+)
 from loadgen.spec import RequestRecord
 
 Clock = Callable[[], int]
 
-_HEAD, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _LENGTH, _UNTIL_CLOSE, _DONE = range(7)
+# A response head (status line and headers, interim responses included) larger than this is
+# refused: llhttp bounds neither, and httptools buffers a header until it is complete.
+MAX_HEAD_BYTES = 65536
+
+
+class _AfterResponse(Exception):
+    """Raised inside a parser callback to stop parsing bytes that follow a complete response."""
 
 
 class _Conn(asyncio.Protocol):
+    """One connection; serves one request at a time. Between requests `pieces` is None and
+    bytes that arrive are not parsed."""
+
     __slots__ = (
         "_clock",
+        "_on_early_close",
+        "_parser",
         "transport",
-        "_state",
-        "_buf",
-        "_remaining",
+        "on_body",
         "pieces",
         "times",
-        "status",
         "done",
+        "status",
+        "headers",
         "keep_alive",
+        "error_kind",
         "error",
         "got_bytes",
+        "in_head",
+        "head_bytes",
+        "interim",
+        "finished",
         "last_ns",
+        "completed_ns",
         "closed",
     )
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, on_early_close: Callable[[], None]) -> None:
         self._clock = clock
+        self._on_early_close = on_early_close
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self._reset(None, None, None)
+        self.keep_alive = True
+        self.completed_ns = 0  # when the last complete response on this connection ended
+        self._idle()
 
-    def _reset(
-        self,
-        pieces: list[bytes] | None,
-        times: list[int] | None,
-        done: asyncio.Future[None] | None,
-    ) -> None:
-        self._state = _HEAD
-        self._buf = b""
-        self._remaining = 0
+    def _idle(self) -> None:
+        self.pieces: list[bytes] | None = None
+        self.times: list[int] | None = None
+        self.done: asyncio.Future[None] | None = None
+        self.finished = True
+
+    def start(self, pieces: list[bytes], times: list[int], done: asyncio.Future[None]) -> None:
+        """Get ready for the response to a request about to be written."""
         self.pieces = pieces
         self.times = times
         self.done = done
+        # llhttp calls on_body with each body slice: appending it straight to the request's
+        # list costs no Python frame per chunk. The attribute is read when the parser is made.
+        self.on_body = pieces.append
+        self._parser = httptools.HttpResponseParser(self)
         self.status = 0
-        self.keep_alive = True
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.error_kind: str | None = None
         self.error: str | None = None
         self.got_bytes = False
+        self.in_head = True
+        self.head_bytes = 0
+        self.interim = False
+        self.finished = False
         self.last_ns = 0
 
     # asyncio callbacks -------------------------------------------------------------------
@@ -75,167 +111,115 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._state == _UNTIL_CLOSE:
-            self._finish()
-        elif self.done is not None and not self.done.done():
-            self.error = f"connection closed by the server ({exc or 'EOF'})"
-            self._finish()
+        now = self._clock()
+        if self.finished:
+            if self.keep_alive and self.completed_ns and now - self.completed_ns < EARLY_CLOSE_NS:
+                self._on_early_close()
+            return
+        if not self.in_head and self._until_close():
+            self._finish()  # the end of the connection is the end of this body
+            return
+        if not self.got_bytes and self.completed_ns and now - self.completed_ns < EARLY_CLOSE_NS:
+            self._on_early_close()  # the race: reused just as the server closed it
+        kind = errors.INCOMPLETE if self.got_bytes else errors.CONNECT
+        self.fail(kind, f"connection closed by the server ({exc or 'EOF'})")
 
     def data_received(self, data: bytes) -> None:
         t = self._clock()
-        if self.done is None:  # idle pooled connection: nothing is waiting for bytes
+        if self.finished:
+            if data.strip(b"\r\n"):
+                # Bytes nobody asked for (a late CRLF of the last chunked body is harmless):
+                # whatever the server is doing, a next response could not be parsed here.
+                self.keep_alive = False
             return
-        if not self.got_bytes:
-            # The previous response's final CRLF can arrive late; it is not this response.
-            data = data.lstrip(b"\r\n")
-            if not data:
-                return
-        self.got_bytes = True
+        pieces: list[bytes] = self.pieces  # type: ignore[assignment]
         self.last_ns = t
-        state = self._state
-        if state == _CHUNK_SIZE and not self._buf:
-            # Hot path: a streaming server writes one event per chunk and the read holds
-            # exactly that chunk ("<hex>\r\n<event>\r\n").
-            i = data.find(b"\r\n", 0, 18)
-            if i > 0:
-                try:  # a chunk extension (";...") fails here and takes the general path
-                    size = int(data[:i], 16)
-                except ValueError:
-                    size = 0
-                if size and len(data) == i + size + 4:
-                    self.pieces.append(data[i + 2 : i + 2 + size])  # type: ignore[union-attr]
-                    self.times.append(t)  # type: ignore[union-attr]
-                    return
-        elif state == _CHUNK_DATA and len(data) < self._remaining:
-            # A piece wholly inside the current chunk.
-            self.pieces.append(data)  # type: ignore[union-attr]
-            self.times.append(t)  # type: ignore[union-attr]
-            self._remaining -= len(data)
-            return
-        self._feed(data, t)
-
-    # parsing -----------------------------------------------------------------------------
-    def _feed(self, data: bytes, t: int) -> None:
-        """Parse one read. Every body byte of this read gets the same arrival time, so the
-        payload slices are joined and stored as one piece (one append, not one per chunk)."""
-        if self._buf:
-            data = self._buf + data
-            self._buf = b""
-        pos, n = 0, len(data)
-        out: list[bytes] = []
-        try:
-            while pos < n:
-                state = self._state
-                if state == _CHUNK_SIZE:
-                    end = data.find(b"\r\n", pos)
-                    if end < 0:
-                        self._buf = data[pos:]
-                        return
-                    try:
-                        size = int(data[pos:end].split(b";", 1)[0], 16)
-                    except ValueError:
-                        self.error = f"bad chunk size line {data[pos:end][:40]!r}"
-                        self.keep_alive = False
-                        self._finish()
-                        return
-                    pos = end + 2
-                    if size == 0:
-                        # Trailers (rare) and the final CRLF are dropped; a late CRLF is
-                        # skipped by the next response's head parser.
-                        self._finish()
-                        return
-                    if pos + size + 2 <= n:  # the whole chunk is here: the common case
-                        out.append(data[pos : pos + size])
-                        pos += size + 2
-                    else:
-                        self._state = _CHUNK_DATA
-                        self._remaining = size
-                elif state == _CHUNK_DATA:
-                    take = min(self._remaining, n - pos)
-                    out.append(data[pos : pos + take])
-                    pos += take
-                    self._remaining -= take
-                    if self._remaining == 0:
-                        self._state = _CHUNK_CRLF
-                        self._remaining = 2
-                elif state == _CHUNK_CRLF:
-                    take = min(self._remaining, n - pos)
-                    pos += take
-                    self._remaining -= take
-                    if self._remaining == 0:
-                        self._state = _CHUNK_SIZE
-                elif state == _LENGTH:
-                    take = min(self._remaining, n - pos)
-                    out.append(data[pos : pos + take])
-                    pos += take
-                    self._remaining -= take
-                    if self._remaining == 0:
-                        self._finish()
-                        return
-                elif state == _UNTIL_CLOSE:
-                    out.append(data[pos:])
-                    return
-                elif state == _HEAD:
-                    while data.startswith(b"\r\n", pos):
-                        pos += 2
-                    end = data.find(b"\r\n\r\n", pos)
-                    if end < 0:
-                        self._buf = data[pos:]
-                        if len(self._buf) > 65536:
-                            self.error = "response head larger than 64 KiB"
-                            self._finish()
-                        return
-                    self._head(data[pos:end])
-                    pos = end + 4
-                    if self._state == _DONE:
-                        return
-                else:  # _DONE: bytes after a complete response on this connection; ignore
-                    return
-        finally:
-            if out:
-                self.pieces.append(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
-                self.times.append(t)  # type: ignore[union-attr]
-
-    def _head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        try:
-            self.status = int(parts[1])
-        except (IndexError, ValueError):
-            self.error = f"not an HTTP response: {lines[0][:60]!r}"
-            self.keep_alive = False
-            self._finish()
-            return
-        chunked = False
-        length: int | None = None
-        version_11 = parts[0] == b"HTTP/1.1"
-        self.keep_alive = version_11
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            value = value.strip().lower()
-            if name == b"transfer-encoding" and b"chunked" in value:
-                chunked = True
-            elif name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = None
-            elif name == b"connection":
-                self.keep_alive = value == b"keep-alive" or (version_11 and value != b"close")
-        if chunked:
-            self._state = _CHUNK_SIZE
-        elif length is not None:
-            self._state = _LENGTH
-            self._remaining = length
-            if length == 0:
-                self._finish()
+        n = len(pieces)
+        if self.in_head:
+            self._feed_head(data, n)
         else:
-            self._state = _UNTIL_CLOSE
-            self.keep_alive = False
+            try:
+                self._parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._parse_failed(exc, data, n, in_head=False)
+        # Every body byte of this read gets the same arrival time, so the read's slices are
+        # joined and stored as one piece with one time.
+        added = len(pieces) - n
+        if added:
+            if added > 1:
+                pieces[n:] = [b"".join(pieces[n:])]
+            self.times.append(t)  # type: ignore[union-attr]
+
+    def _feed_head(self, data: bytes, n: int) -> None:
+        if not self.got_bytes:
+            self.got_bytes = bool(data.strip(b"\r\n"))  # a late CRLF of the previous response
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._parse_failed(exc, data, n, in_head=True)
+            return
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.fail(errors.INCOMPLETE, f"response head larger than {MAX_HEAD_BYTES} bytes")
+
+    # llhttp callbacks (httptools looks them up by name when the parser is made) ----------
+    def on_message_begin(self) -> None:
+        if self.finished:
+            raise _AfterResponse  # bytes after this request's response: stop parsing them
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            self.interim = True  # 100 Continue, 103 Early Hints: the final response follows
+            return
+        self.status = status
+        self.in_head = False
+
+    def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            self.headers = []
+            return
+        self.keep_alive = self._parser.should_keep_alive()
+        self.completed_ns = self._clock()
+        self._finish()
+
+    # -------------------------------------------------------------------------------------
+    def _parse_failed(self, exc: Exception, data: bytes, n: int, in_head: bool) -> None:
+        self.keep_alive = False
+        if self.finished:
+            return  # garbage after a complete response: the response stands, the socket goes
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            reason = "the server switched protocols (101)"
+        else:
+            reason = str(exc) or type(exc).__name__
+        spot = _where(data, self.pieces[n:] if self.pieces else [], in_head and not self.in_head)
+        self.fail(errors.INCOMPLETE, f"malformed response: {reason} at {spot!r}")
+
+    def _until_close(self) -> bool:
+        """Whether this response's body ends when the connection does (no length, not chunked)."""
+        if self.status in (204, 304):
+            return False
+        for name, _ in self.headers:
+            if name.lower() in (b"content-length", b"transfer-encoding"):
+                return False
+        return True
+
+    def fail(self, kind: str, detail: str) -> None:
+        """End the current request as an error (the connection is not reused)."""
+        if self.finished:
+            return
+        self.error_kind = kind
+        self.error = detail
+        self.keep_alive = False
+        self._finish()
 
     def _finish(self) -> None:
-        self._state = _DONE
+        self.finished = True
         if self.done is not None and not self.done.done():
             self.done.set_result(None)
 
@@ -250,63 +234,90 @@ class RawStreamClient:
         self._host = url.hostname or "127.0.0.1"
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl = ssl.create_default_context() if url.scheme == "https" else None
-        self._prefix = url.path
+        self._prefix = url.path.encode()
         host_header = url.netloc.rsplit("@", 1)[-1]
+        # Header names and values were checked by HttpSettings (no CR/LF can reach the wire).
         extra = "".join(f"{k}: {v}\r\n" for k, v in settings.headers.items())
-        self._head_tmpl = (
-            "POST {path} HTTP/1.1\r\nHost: " + host_header + "\r\n"
+        self._head_rest = (
+            " HTTP/1.1\r\nHost: " + host_header + "\r\n"
             "Content-Type: application/json\r\nAccept: text/event-stream, application/json\r\n"
             + extra
-            + "Content-Length: {length}\r\n\r\n"
-        )
+        ).encode()
         self._settings = settings
         self._clock = clock
         self._idle: deque[_Conn] = deque()
         self._active: set[_Conn] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.retries = 0
+        self._early_closes = 0
+        self._reuse = True
 
-    async def _connect(self) -> _Conn:
+    def _early_close(self) -> None:
+        """A connection closed by the server soon after a complete keep-alive response. After
+        EARLY_CLOSES_TO_STOP_REUSE of them the server is taken to close after every response
+        (llama-server does), and each request gets a fresh connection and says
+        `Connection: close`: reusing one would race the server's close."""
+        self._early_closes += 1
+        if self._early_closes >= EARLY_CLOSES_TO_STOP_REUSE:
+            self._reuse = False
+
+    async def _connect(self, timeout_s: float) -> _Conn:
         loop = asyncio.get_running_loop()
         _, conn = await asyncio.wait_for(
             loop.create_connection(
-                lambda: _Conn(self._clock),
+                lambda: _Conn(self._clock, self._early_close),
                 self._host,
                 self._port,
                 ssl=self._ssl,
                 server_hostname=self._host if self._ssl else None,
             ),
-            self._settings.connect_timeout_s,
+            timeout_s,
         )
         return conn
+
+    def _pooled(self) -> _Conn | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed and conn.keep_alive:
+                return conn
+            self._discard(conn)  # closed by the server while idle, or sent stray bytes
+        return None
 
     async def post(
         self, path: str, body: bytes, record: RequestRecord, pieces: list[bytes], times: list[int]
     ) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        head = self._head_tmpl.format(path=self._prefix + path, length=len(body)).encode()
+        loop = asyncio.get_running_loop()
         clock = self._clock
+        total = self._settings.request_timeout_s
+        deadline = loop.time() + total if total is not None else None
         for attempt in range(2):
-            while self._idle and self._idle[-1].closed:
-                self._idle.pop()  # closed by the server while idle
-            pooled = bool(self._idle)
-            conn: _Conn | None = None
-            try:
-                conn = self._idle.pop() if pooled else await self._connect()
-            except (TimeoutError, OSError) as exc:
-                record.error_kind = (
-                    errors.CONNECT if not isinstance(exc, asyncio.TimeoutError) else errors.TIMEOUT
-                )
-                record.error_detail = f"connect to {self._host}:{self._port}: {exc!r}"[:300]
-                record.closed_ns = clock()
-                return
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            conn._reset(pieces, times, done)
+            reuse = self._reuse
+            conn = self._pooled() if reuse and attempt == 0 else None
+            reused = conn is not None
+            if conn is None:
+                conn = await self._fresh(record, deadline)
+                if conn is None:
+                    return
+            done: asyncio.Future[None] = loop.create_future()
+            conn.start(pieces, times, done)
             self._active.add(conn)
+            timer = (
+                loop.call_at(deadline, _expire, conn, done, total) if deadline is not None else None
+            )
             record.sent_ns = clock()
             try:
                 assert conn.transport is not None
-                conn.transport.write(head + body)
+                conn.transport.write(
+                    b"POST "
+                    + self._prefix
+                    + path.encode()
+                    + self._head_rest
+                    + (b"" if reuse else b"Connection: close\r\n")
+                    + b"Content-Length: %d\r\n\r\n" % len(body)
+                    + body
+                )
                 await done
             except asyncio.CancelledError:
                 # Keep what arrived: the runner parses a cancelled stream's tokens too.
@@ -315,37 +326,64 @@ class RawStreamClient:
                 raise
             finally:
                 self._active.discard(conn)
-            if conn.error is not None and not conn.got_bytes and pooled and attempt == 0:
-                self._discard(conn)  # a stale pooled socket: retry on a fresh one
-                continue
+                if timer is not None:
+                    timer.cancel()
+            if conn.error_kind is not None:
+                self._discard(conn)
+                if errors.should_resend(
+                    conn.error_kind, reused=reused, got_response=conn.got_bytes, attempt=attempt
+                ):
+                    self.retries += 1
+                    continue
+                record.error_kind = conn.error_kind
+                record.error_detail = conn.error
+            else:
+                kind = errors.classify_status(conn.status)
+                if kind is not None:
+                    record.error_kind = kind
+                    record.error_detail = status_detail(
+                        conn.status, _header(conn.headers, b"location"), b"".join(pieces)
+                    )
+                    pieces.clear()
+                    times.clear()
+                if conn.keep_alive and self._reuse and not conn.closed:
+                    conn._idle()
+                    self._idle.append(conn)
+                else:
+                    self._discard(conn, graceful=True)
             record.closed_ns = clock()
             record.http_status = conn.status or None
-            if conn.error is not None:
-                record.error_kind = (
-                    errors.CONNECT
-                    if not conn.got_bytes
-                    else (errors.TIMEOUT if conn.error.startswith("timeout") else errors.INCOMPLETE)
-                )
-                record.error_detail = conn.error
-                self._discard(conn)
-                return
-            kind = errors.kind_for_status(conn.status)
-            if kind is not None:
-                record.error_kind = kind
-                detail = b"".join(pieces)[:200].decode("utf-8", "replace")
-                record.error_detail = f"HTTP {conn.status}: {detail}"
-                pieces.clear()
-                times.clear()
-            if conn.keep_alive and not conn.closed:
-                conn._reset(None, None, None)
-                self._idle.append(conn)
-            else:
-                self._discard(conn)
             return
 
-    def _discard(self, conn: _Conn) -> None:
+    async def _fresh(self, record: RequestRecord, deadline: float | None) -> _Conn | None:
+        """A new connection, or None with the record's error set."""
+        timeout_s = self._settings.connect_timeout_s
+        total_bound = False
+        if deadline is not None:
+            left = deadline - asyncio.get_running_loop().time()
+            if left < timeout_s:
+                timeout_s, total_bound = max(0.0, left), True
+        try:
+            return await self._connect(timeout_s)
+        except Exception as exc:  # OSError, ssl errors, timeouts, a bad host name: all data
+            record.error_kind = errors.classify_exception(exc, got_response=False)
+            if record.error_kind == errors.TIMEOUT and total_bound:
+                record.error_detail = (
+                    f"timeout: total deadline of {self._settings.request_timeout_s:g} s "
+                    f"exceeded while connecting to {self._host}:{self._port}"
+                )
+            else:
+                record.error_detail = f"connect to {self._host}:{self._port}: {exc!r}"[:300]
+            record.closed_ns = self._clock()
+            return None
+
+    def _discard(self, conn: _Conn, graceful: bool = False) -> None:
+        conn.keep_alive = False  # closed by us: not a close to count in connection_lost
         if conn.transport is not None and not conn.closed:
-            conn.transport.abort()
+            if graceful:
+                conn.transport.close()
+            else:
+                conn.transport.abort()
         conn.closed = True
 
     async def _sweep(self) -> None:
@@ -355,13 +393,12 @@ class RawStreamClient:
             await asyncio.sleep(min(1.0, self._settings.read_timeout_s / 4))
             now = self._clock()
             for conn in list(self._active):
-                last = conn.last_ns or now
                 if conn.last_ns == 0:
                     conn.last_ns = now  # starts counting once the request is out
-                elif now - last > timeout_ns:
-                    conn.error = f"timeout: no data for {self._settings.read_timeout_s:g} s"
-                    conn.got_bytes = True
-                    conn._finish()
+                elif now - conn.last_ns > timeout_ns:
+                    conn.fail(
+                        errors.TIMEOUT, f"timeout: no data for {self._settings.read_timeout_s:g} s"
+                    )
 
     async def aclose(self) -> None:
         if self._sweeper is not None:
@@ -369,3 +406,28 @@ class RawStreamClient:
         for conn in list(self._idle) + list(self._active):
             self._discard(conn)
         self._idle.clear()
+
+
+def _expire(conn: _Conn, done: asyncio.Future[None], total_s: float) -> None:
+    """The total deadline of the request `done` belongs to (the connection may serve another
+    request by now)."""
+    if conn.done is done:
+        conn.fail(errors.TIMEOUT, f"timeout: total deadline of {total_s:g} s exceeded")
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _where(data: bytes, body: list[bytes], head_ended: bool) -> bytes:
+    """The line of a read where llhttp stopped (it does not say): after this read's last
+    body slice, else after the head, else the read's start. For an error message only."""
+    pos = data.find(b"\r\n\r\n") + 4 if head_ended else 0
+    for piece in body:
+        found = data.find(piece, pos)
+        if found >= 0:
+            pos = found + len(piece)
+    return data[pos:].lstrip(b"\r\n").split(b"\r\n", 1)[0][:60]

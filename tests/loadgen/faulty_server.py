@@ -23,14 +23,14 @@ def _usage(n: int) -> bytes:
     )
 
 
-async def _read_request(reader: asyncio.StreamReader) -> dict | None:
+async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict]:
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":", 1)[1])
     body = await reader.readexactly(length) if length else b"{}"
-    return orjson.loads(body)
+    return head, orjson.loads(body)
 
 
 class FaultyServer:
@@ -41,6 +41,7 @@ class FaultyServer:
         self.tokens = tokens
         self.requests = 0
         self.connections = 0
+        self.heads: list[bytes] = []  # every request's head, as received
         self._server: asyncio.Server | None = None
 
     @property
@@ -54,10 +55,11 @@ class FaultyServer:
         try:
             while True:
                 try:
-                    await _read_request(reader)
-                except (asyncio.IncompleteReadError, ConnectionError):
+                    head, _ = await _read_request(reader)
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     return
                 self.requests += 1
+                self.heads.append(head)
                 keep = await getattr(self, "_" + self.mode)(writer)
                 await writer.drain()
                 if not keep:
@@ -162,6 +164,97 @@ class FaultyServer:
         w.write(_chunk(TOKEN) + _chunk(b'data: {"error":{"message":"kv cache full"}}\n\n'))
         w.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         return True
+
+    # Hostile framing and statuses ---------------------------------------------------------
+    async def _negative_chunk(self, w: asyncio.StreamWriter) -> bool:
+        """A chunk size line of "-6" after one good chunk; the socket then stays open."""
+        w.write(self._stream_head() + _chunk(TOKEN))
+        await w.drain()
+        w.write(b"-6\r\nhello!\r\n")
+        await w.drain()
+        await asyncio.sleep(30)
+        return False
+
+    async def _bad_hex_chunk(self, w: asyncio.StreamWriter) -> bool:
+        w.write(self._stream_head() + _chunk(TOKEN))
+        await w.drain()
+        w.write(b"zz\r\n" + TOKEN + b"\r\n")
+        await w.drain()
+        await asyncio.sleep(30)
+        return False
+
+    async def _continue_then_ok(self, w: asyncio.StreamWriter) -> bool:
+        """100 Continue and 103 Early Hints before a good stream."""
+        w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await w.drain()
+        w.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        await w.drain()
+        return await self._ok(w)
+
+    async def _redirect(self, w: asyncio.StreamWriter) -> bool:
+        body = b"moved"
+        w.write(
+            b"HTTP/1.1 302 Found\r\nLocation: http://user:secret@elsewhere.test/v1/completions"
+            b"?token=abc\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        return True
+
+    async def _continue_then_redirect(self, w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await w.drain()
+        return await self._redirect(w)
+
+    async def _http10_until_close(self, w: asyncio.StreamWriter) -> bool:
+        """HTTP/1.0, no length: the body ends when the connection does."""
+        w.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+        for _ in range(self.tokens):
+            w.write(TOKEN)
+            await w.drain()
+        w.write(_usage(self.tokens) + b"data: [DONE]\n\n")
+        return False
+
+    async def _short_body(self, w: asyncio.StreamWriter) -> bool:
+        """Content-Length promises more than is sent before the close."""
+        body = TOKEN * self.tokens
+        w.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body) + 100, body)
+        )
+        return False
+
+    async def _long_body(self, w: asyncio.StreamWriter) -> bool:
+        """Content-Length covers only the tokens; the usage and [DONE] follow it, unframed."""
+        body = TOKEN * self.tokens
+        w.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        w.write(_usage(self.tokens) + b"data: [DONE]\n\n")
+        return True
+
+    async def _not_http(self, w: asyncio.StreamWriter) -> bool:
+        w.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(30)
+        return False
+
+    async def _huge_head(self, w: asyncio.StreamWriter) -> bool:
+        """Header lines without end: a client must refuse them, not buffer them forever."""
+        w.write(b"HTTP/1.1 200 OK\r\n")
+        for i in range(400):  # 400 x 1 KiB: more than any client's head limit
+            w.write(b"X-Filler-%d: %s\r\n" % (i, b"f" * 1000))
+            await w.drain()
+        await asyncio.sleep(30)
+        return False
+
+    async def _trickle(self, w: asyncio.StreamWriter) -> bool:
+        """One body byte every 0.5 s: never silent long enough for a silence timeout."""
+        w.write(self._stream_head())
+        for _ in range(120):
+            w.write(_chunk(b":"))  # an SSE comment byte: data, but no event
+            await w.drain()
+            await asyncio.sleep(0.5)
+        return False
 
 
 @contextlib.asynccontextmanager
