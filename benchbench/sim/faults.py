@@ -101,6 +101,11 @@ async def _keepalive_lie(r: Reply) -> bool:
 # timing faults ---------------------------------------------------------------------------
 
 
+async def _stall_before_response(r: Reply) -> bool:
+    await r.hold()
+    return False
+
+
 async def _stall_after_headers(r: Reply) -> bool:
     await r.send(r.head())
     await r.hold()
@@ -400,6 +405,8 @@ _CATALOGUE = [
     Fault("keepalive-lie", "a valid answer advertising keep-alive, then closes (llama-server)",
           (OK,), _keepalive_lie),
     # timing
+    Fault("stall-before-response", "reads the request, then sends nothing ever",
+          ("timeout",), _stall_before_response),
     Fault("stall-after-headers", "sends the 200 head, then nothing ever again",
           ("timeout",), _stall_after_headers),
     Fault("stall-mid-stream", f"sends {_N} tokens, then nothing ever again",
@@ -442,6 +449,8 @@ _CATALOGUE = [
           ("rate_limited",), _status(429, "Too Many Requests", ("Retry-After", "1"))),
     Fault("http-401", "HTTP 401 Unauthorized",
           ("auth",), _status(401, "Unauthorized")),
+    Fault("status-999", "a final status outside 100..599 (HTTP 999)",
+          ("http_5xx",), _status(999, "Whatever")),
     Fault("redirect-302", "HTTP 302 to another path",
           ("redirect",), _status(302, "Found", ("Location", "/elsewhere/v1/completions"))),
     Fault("continue-100", "an interim 100 Continue, then a valid answer",
