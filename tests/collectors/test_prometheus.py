@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +188,88 @@ def test_refused_connection_degrades() -> None:
 def test_bad_url_is_a_one_line_error() -> None:
     with pytest.raises(ValueError, match="must start with http"):
         PrometheusCollector("localhost:8000/metrics")
+
+
+class TrickleServer:
+    """A loopback server that answers every connection one byte per `gap_s` (status line and
+    headers included) for up to `max_s`: never silent long enough for a read timeout."""
+
+    def __init__(self, gap_s: float = 0.1, max_s: float = 20.0) -> None:
+        self.gap_s, self.max_s = gap_s, max_s
+        self.closing = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/metrics"
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.05)
+        while not self.closing.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        page = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"#" * 100_000
+        end = time.monotonic() + self.max_s
+        with conn:
+            for i in range(len(page)):
+                if self.closing.is_set() or time.monotonic() > end:
+                    return
+                try:
+                    conn.sendall(page[i : i + 1])
+                except OSError:
+                    return  # the client gave up: the point of the test
+                self.closing.wait(self.gap_s)
+
+    def __enter__(self) -> TrickleServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+def test_a_trickling_page_costs_one_bounded_failed_scrape() -> None:
+    with TrickleServer() as server:
+        c = PrometheusCollector(server.url, timeout_s=0.5, total_timeout_s=1.0)
+        c.attach(FakeClock())
+        t0 = time.monotonic()
+        assert not c.poll_once()
+        assert time.monotonic() - t0 < 5.0  # bounded by the total, not by the trickle
+        assert "no complete answer within 1 s" in (c.degraded or "")
+        c.stop()
+
+
+def test_a_scrape_from_a_thread_running_an_event_loop_is_bounded_too() -> None:
+    """The run takes its first and last readings inside its event loop."""
+    with TrickleServer() as server:
+        c = PrometheusCollector(server.url, timeout_s=0.5, total_timeout_s=1.0)
+        c.attach(FakeClock())
+
+        async def inside_a_loop() -> bool:
+            return c.poll_once()
+
+        t0 = time.monotonic()
+        assert asyncio.run(inside_a_loop()) is False
+        assert time.monotonic() - t0 < 5.0
+        c.stop()
+
+
+def test_samples_and_info_carry_the_label_not_the_url() -> None:
+    with PageServer(LLAMACPP_PAGE) as server:
+        url = server.url + "?token=SECRETtok42"
+        label = server.url + "?token=REDACTED"
+        c = PrometheusCollector(url, label=label)
+        c.attach(FakeClock())
+        assert c.poll_once()
+        samples = c.drain()
+        c.stop()
+    assert samples and {s.device for s in samples} == {label}
+    assert c.info()["url"] == label
