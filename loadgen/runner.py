@@ -496,11 +496,6 @@ class Runner:
         pieces: list[bytes] = []
         times: list[int] = []
         outcome.sent += 1
-        if (
-            intended_ns is not None
-            and record.sent_ns - intended_ns > outcome.behind_schedule_max_ns
-        ):
-            outcome.behind_schedule_max_ns = record.sent_ns - intended_ns
         self._in_flight += 1
         if self._in_flight > outcome.max_in_flight:
             outcome.max_in_flight = self._in_flight
@@ -558,6 +553,8 @@ class Runner:
                 self._internal(record, exc, "parsing the response")
             if kind is not None:  # what went wrong first is what the request reports
                 record.error_kind, record.error_detail = kind, detail
+        if record.intended_ns is not None:  # the send as stored (the client may set it late)
+            self._behind(record.sent_ns - record.intended_ns)
         if cancelled:
             outcome.cancelled += 1
         elif record.error_kind is None:
