@@ -87,7 +87,12 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             if tt.get("client_tokenizer")
             else ""
         )
-        + f", {tt['output_mismatch']} output and {tt['input_mismatch']} input length mismatches",
+        + f", {tt['output_mismatch']} output and {tt['input_mismatch']} input length mismatches"
+        + (
+            f", {tt['malformed_usage']} with malformed usage (stored as unknown)"
+            if tt.get("malformed_usage")
+            else ""
+        ),
     )
     for key, label in (("energy", "energy"), ("cost", "cost")):
         if key in s.extra and s.extra[key]:

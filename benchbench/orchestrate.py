@@ -305,6 +305,9 @@ def _books(
         "stored": stored,  # rows in the store now
         "missing": outcome.sent - stored,
         "writer_error": writer_error,
+        # Rows the store refused one by one (the rest of their batch was kept): why `missing`.
+        "rows_failed": writer.writer.rows_failed,
+        "store_failures": list(writer.writer.failures),
         "error_count": len(errors),
         "errors": [e[-4000:] for e in errors[:_MAX_STORED_ERRORS]],
     }
@@ -320,6 +323,9 @@ def _book_failures(books: dict[str, Any]) -> list[str]:
         )
     if books["writer_error"]:
         out.append(f"store write failed: {books['writer_error']}")
+    if books.get("rows_failed"):
+        why = "; ".join(books.get("store_failures") or []) or "?"
+        out.append(f"the store refused {books['rows_failed']} request row(s): {why}")
     if books["error_count"]:
         last = books["errors"][0].strip().splitlines()[-1] if books["errors"] else "?"
         out.append(
