@@ -195,11 +195,13 @@ class Case:
     # "auto": /tokenize and the chat-template probe (one non-streamed request) come first,
     # and the probe meets the fault too: it must be bounded like every other wait.
     exact_lengths: str = "off"
+    transport: str = "raw"
 
     @property
     def id(self) -> str:
         exact = "-exact" if self.exact_lengths != "off" else ""
-        return f"{self.fault}-{self.api}-{'stream' if self.stream else 'body'}{exact}"
+        via = f"-{self.transport}" if self.transport != "raw" else ""
+        return f"{self.fault}-{self.api}-{'stream' if self.stream else 'body'}{exact}{via}"
 
 
 CASES = (
@@ -212,6 +214,19 @@ CASES = (
     + [
         Case(name, exact_lengths="auto")
         for name in ("ok", "stall-after-headers", "trickle", "reset-before-response")
+    ]
+    + [
+        Case(name, transport=transport)
+        for transport in ("httpx", "aiohttp")
+        for name in (
+            "keepalive-lie",
+            "continue-100",
+            "redirect-302",
+            "negative-chunk-size",
+            "trickle",
+            "garbage-status-line",
+            "choices-ints",
+        )
     ]
 )
 PARALLEL_RUNS = 3  # runs at once: most of a run is the spine's fixed cost, not the fault's wait
@@ -233,6 +248,7 @@ def run_case(loop: asyncio.AbstractEventLoop, case: Case, db: Path) -> CaseResul
                 api=case.api,
                 stream=case.stream,
                 exact_lengths=case.exact_lengths,
+                transport=case.transport,
             )
         except (pytest.fail.Exception, AssertionError) as exc:
             return CaseResult(None, server.served[case.fault], str(exc))
