@@ -13,6 +13,8 @@ the usual one). `bench sim --faults list` prints the catalogue; a spec is a comm
 names served round-robin ("stall-after-headers,negative-chunk-size"), names with weights
 drawn at random from the seed ("ok:9,trickle:1"), or "all".
 
+Faults speak to streamed requests; those marked `body_fault` (wrong JSON types, token counts)
+bend non-streamed bodies too, and framing faults frame whichever body was asked for.
 fault_wire.py builds the bytes of a valid answer; fault_server.py serves the mix.
 """
 
@@ -87,7 +89,8 @@ async def _close_after_headers(r: Reply) -> bool:
 
 
 async def _reset_mid_stream(r: Reply) -> bool:
-    await r.send(r.head() + b"".join(map(chunk, r.events(r.event_objects(STALLED_TOKENS)))))
+    objs = r.event_objects(STALLED_TOKENS, finish=False)
+    await r.send(r.head() + b"".join(map(chunk, r.events(objs, done=False))))
     r.reset()
     return False
 
@@ -283,10 +286,10 @@ async def _invalid_utf8(r: Reply) -> bool:
 
 async def _sse_crlf_comments(r: Reply) -> bool:
     out = [b": keep-alive comment\r\n\r\n"]
-    for event in r.events(r.event_objects()):
-        out.append(b"event: message\r\nid: 7\r\n" + event.replace(b"data: ", b"data:", 1))
-    body = b"".join(out).replace(b"\n\n", b"\r\n\r\n").replace(b"\n\r\n", b"\r\n\r\n")
-    await r.send(r.head() + chunk(body) + b"0\r\n\r\n")
+    for obj in r.event_objects():
+        out.append(b"event: message\r\nid: 7\r\ndata:" + orjson.dumps(obj) + b"\r\n\r\n")
+    out.append(b"data:[DONE]\r\n\r\n")
+    await r.send(r.head() + chunk(b"".join(out)) + b"0\r\n\r\n")
     return True
 
 
