@@ -58,6 +58,10 @@ class RunResult:
     status: str = "complete"
 
 
+# Requests one open-loop run may hold open at once (memory stays bounded at any rate).
+OPEN_LOOP_IN_FLIGHT = 10_000
+
+
 def run_benchmark(
     cfg: RunConfig,
     *,
@@ -434,6 +438,10 @@ def _run_loop(
     max_requests = cfg.requests
     if traffic.max_requests is not None:
         max_requests = min(max_requests or traffic.max_requests, traffic.max_requests)
+    # Open loop: the runner holds at most this many requests open and the pool has room for
+    # all of them, so a request that cannot be sent waits in the runner, where its lateness is
+    # recorded as schedule lag, never silently in a connection pool's queue.
+    in_flight_cap = (cfg.concurrency or 1) if traffic.arrivals is None else OPEN_LOOP_IN_FLIGHT
     plan = LoadPlan(
         concurrency=cfg.concurrency if traffic.arrivals is None else None,
         max_requests=max_requests,
@@ -441,8 +449,8 @@ def _run_loop(
         warmup_requests=cfg.warmup,
         max_rate=cfg.max_rate,
         drain_timeout_s=cfg.drain_timeout_s,
+        in_flight_limit=OPEN_LOOP_IN_FLIGHT,
     )
-    in_flight_cap = (cfg.concurrency or 1) if traffic.arrivals is None else 1024
     settings = HttpSettings(
         base_url=base_url,
         headers=headers,
