@@ -170,8 +170,7 @@ class AgentCollector(PollingCollector):
         self._driver: object = None
 
     def _read(self, clock: Clock, out: list[Sample]) -> None:
-        response = self._client.get(self.url)
-        t_ns = clock()
+        response, t_ns = self._client.get(self.url, clock)
         if response.status_code == 401:
             raise RuntimeError(f"agent {self.label} refused the token (HTTP 401)")
         if response.status_code != 200:

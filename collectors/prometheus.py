@@ -206,20 +206,23 @@ class BoundedClient:
         self._client: httpx.AsyncClient | None = None
         self._lock = threading.Lock()
 
-    def get(self, url: str) -> httpx.Response:
-        """The answer, its body read whole; raises httpx.TimeoutException past a bound."""
+    def get(self, url: str, clock: Clock) -> tuple[httpx.Response, int]:
+        """The answer, its body read whole, and `clock()` read the moment it arrived (on the
+        loop's thread, so the hand-back to the caller's thread does not delay the stamp).
+        Raises httpx.TimeoutException past a bound."""
         loop = self._start()
-        future = asyncio.run_coroutine_threadsafe(self._get(url), loop)
+        future = asyncio.run_coroutine_threadsafe(self._get(url, clock), loop)
         # The coroutine ends itself at total_s; the margin only guards a wedged loop.
         return future.result(timeout=self.total_s + 5.0)
 
-    async def _get(self, url: str) -> httpx.Response:
+    async def _get(self, url: str, clock: Clock) -> tuple[httpx.Response, int]:
         if self._client is None:  # made on the loop that will use it
             self._client = httpx.AsyncClient(
                 timeout=min(self.silence_s, self.total_s), headers=self._headers
             )
         try:
-            return await asyncio.wait_for(self._client.get(url), self.total_s)
+            response = await asyncio.wait_for(self._client.get(url), self.total_s)
+            return response, clock()
         except TimeoutError:
             raise httpx.ReadTimeout(
                 f"no complete answer within {self.total_s:g} s (bytes kept trickling)"
@@ -297,8 +300,7 @@ class PrometheusCollector(PollingCollector):
         self._dcgm_gpus: dict[str, dict[str, str]] = {}
 
     def _read(self, clock: Clock, out: list[Sample]) -> None:
-        response = self._client.get(self.url)
-        t_ns = clock()
+        response, t_ns = self._client.get(self.url, clock)
         if response.status_code != 200:
             raise RuntimeError(f"{self.label} answered HTTP {response.status_code}")
         keep = None if self.keep_all else DEFAULT_METRICS
