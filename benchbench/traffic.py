@@ -289,9 +289,23 @@ def _fitter(cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any]) -> An
         return None
     headers = auth_headers(cfg.api_key, cfg.headers)
     model = cfg.model
+    # Every call to the server is bounded by the run's own limits: --timeout (silence) and
+    # --request-timeout (total), so a stalled /models, /tokenize or probe cannot hang the command.
+    bounds = {
+        "request_timeout_s": cfg.request_timeout_s,
+        "connect_timeout_s": cfg.connect_timeout_s,
+    }
     if cfg.endpoint is not None and cfg.exact_lengths != "off" and model is None:
-        model = discover_model(cfg.endpoint, headers, cfg.connect_timeout_s)
-    counter = make_counter(cfg.exact_lengths, cfg.endpoint, model, headers, cfg.tokenizer)
+        model = discover_model(cfg.endpoint, headers, cfg.timeout_s, **bounds)
+    counter = make_counter(
+        cfg.exact_lengths,
+        cfg.endpoint,
+        model,
+        headers,
+        cfg.tokenizer,
+        timeout_s=cfg.timeout_s,
+        **bounds,
+    )
     if counter is None:
         method = (
             "off"
@@ -305,7 +319,9 @@ def _fitter(cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any]) -> An
     fitter = LengthFitter(counter, seed=cfg.seed)
     if cfg.endpoint is not None and model is not None:
         try:
-            offsets = measure_offsets(head, counter, cfg.endpoint, model, headers)
+            offsets = measure_offsets(
+                head, counter, cfg.endpoint, model, headers, cfg.timeout_s, **bounds
+            )
         except Exception as exc:  # noqa: BLE001 - the fit still counts the content exactly
             desc["exact_lengths_warning"] = f"template offset not measured: {exc}"
             offsets = {}
