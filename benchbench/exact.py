@@ -149,6 +149,10 @@ class ServerTokenizeCounter:
             return str(exc)
         if isinstance(exc, DeadlineExceeded):
             return f"{self.shown_url}: {exc}"
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return (
+                f"{self.shown_url}: no connection within {self.bounds.httpx_timeout().connect:g} s"
+            )
         if isinstance(exc, httpx.TimeoutException):
             return f"{self.shown_url}: silent for {self.bounds.silence_s:g} s (--timeout)"
         text = str(exc).splitlines()[0].replace(self.url, self.shown_url) if str(exc) else ""

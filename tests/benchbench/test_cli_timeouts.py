@@ -40,6 +40,11 @@ class Behaviour:
     stall = "stall"  # headers, then nothing
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64  # eight concurrent /tokenize connects must not overflow the backlog
+
+
 class FakeServer:
     """A loopback OpenAI-like server with a word-counting /tokenize, whose routes can be made
     to stall or trickle. Records every request body it is sent."""
@@ -64,8 +69,7 @@ class FakeServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,))
 
     @property
@@ -94,9 +98,10 @@ class FakeServer:
             self.tokenize_ok_calls -= 1
             behaviour = Behaviour.ok
         data = json.dumps(self._body(path, body)).encode()
+        # A trickled body promises more than it will ever send: it never completes.
+        length = len(data) if behaviour == Behaviour.ok else len(data) + 1_000_000
         head = (
-            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n"
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
         ).encode()
         try:
             if behaviour == Behaviour.ok:
@@ -118,7 +123,7 @@ class FakeServer:
         end = time.monotonic() + TRICKLE_MAX_S
         i = 0
         while not self.closing.is_set() and time.monotonic() < end:
-            h.wfile.write(data[i % len(data) : i % len(data) + 1] if i < len(data) - 1 else b" ")
+            h.wfile.write(data[i : i + 1] if i < len(data) else b" ")
             h.wfile.flush()
             i += 1
             self.closing.wait(TRICKLE_GAP_S)
@@ -313,3 +318,26 @@ def test_fitting_with_a_measured_offset_hits_the_server_count(server: FakeServer
     for s in fitted:
         words = sum(len(str(m["content"]).split()) for m in s.messages or ())
         assert words + TEMPLATE_TOKENS == s.input_tokens_expected
+
+
+# -- through the run's own path (RunConfig -> build_traffic) --------------------------------
+
+
+@pytest.mark.parametrize("behaviour", [Behaviour.stall, Behaviour.trickle])
+def test_a_stalling_tokenize_does_not_hold_the_run_before_it_starts(
+    server: FakeServer, behaviour: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.behaviour["/tokenize"] = behaviour
+    cfg = make_config(
+        endpoint=server.root + "/v1",
+        requests=4,
+        input_len="20",
+        output_len="4",
+        timeout_s=0.5,
+        request_timeout_s=1.0,
+        db=str(tmp_path / "x.duckdb"),
+    )
+    traffic = within(8, lambda: build_traffic(cfg))
+    assert "approximate" in traffic.description["exact_lengths"]["method"]  # type: ignore[attr-defined]
+    with pytest.raises(BenchError, match="/tokenize does not answer"):
+        within(8, lambda: build_traffic(cfg.model_copy(update={"exact_lengths": "server"})))
