@@ -4,6 +4,7 @@ exit code. Every user-fixable error is a BenchError (or ValueError) printed as o
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -114,9 +115,13 @@ def _print_usage_error(exc: Exception) -> None:
         err.print(f"see `{path} --help`", markup=False)
 
 
+# A URL inside free text: a scheme, "://", and everything up to a blank, quote or bracket.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"()<>]+")
+
+
 def _redact_words(text: str, redact: Callable[[str], str]) -> str:
-    # A bad value is echoed back by click; a URL in it may hold a password.
-    return " ".join(redact(w) if "://" in w else w for w in text.split(" "))
+    # Click echoes bad values and stray arguments; a URL among them may hold a password.
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
 
 
 def main() -> None:
@@ -132,7 +137,10 @@ def main() -> None:
         _print_usage_error(exc)
         sys.exit(2)
     except (BenchError, StoreError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from benchbench.urls import redact_url
+
+        message = _redact_words(str(exc), redact_url)  # defence in depth: no URL password
+        Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

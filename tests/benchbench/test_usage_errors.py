@@ -206,3 +206,19 @@ def test_a_bug_inside_a_command_keeps_its_traceback(
     monkeypatch.setattr(sys, "argv", ["bench", "runs", "--db", str(tmp_path / "x.duckdb")])
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "http://user:PASSw0rd7x@127.0.0.1:8000/v1"],
+        ["show", "1", "(http://user:PASSw0rd7x@[::1]:8000/v1?token=SECRETtok42)"],
+        ["http://user:PASSw0rd7x@127.0.0.1:8000/v1"],
+    ],
+)
+def test_an_echoed_url_loses_its_credentials(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(args, monkeypatch, capsys)
+    assert_usage_error(code, err, "REDACTED@")
+    assert "PASSw0rd7x" not in out + err and "SECRETtok42" not in out + err
