@@ -85,12 +85,19 @@ class HttpxStreamClient:
         self._clock = clock
         self._settings = settings
         self.retries = 0
-        # httpx cannot see a socket close between requests; a reused connection dying before
-        # the response is the sign the raw client also counts (EARLY_CLOSES_TO_STOP_REUSE).
-        self._close_headers: dict[str, str] | None = None
+        # Pooled until the server is seen closing connections under requests; then, and for
+        # every resend, a client that never reuses a connection (see should_resend).
+        self._reuse = True
+        self._client = self._build(pooled=True)
+        self._fresh_client: httpx.AsyncClient | None = None
+        # httpx, unlike aiohttp, reports each new connection to a request's trace callback.
+        self._traced = settings.transport != "aiohttp"
+
+    def _build(self, pooled: bool) -> httpx.AsyncClient:
+        settings = self._settings
         limits = httpx.Limits(
             max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections if pooled else 0,
         )
         timeout = httpx.Timeout(
             connect=settings.connect_timeout_s,
@@ -99,20 +106,36 @@ class HttpxStreamClient:
             pool=None,  # waiting for a pooled connection is the client's fault, never a timeout
         )
         headers = {"content-type": "application/json", **settings.headers}
+        if not pooled:
+            headers["connection"] = "close"
         transport: httpx.AsyncBaseTransport
-        self._traced = settings.transport != "aiohttp"
         if settings.transport == "aiohttp":
+            import aiohttp
             from httpx_aiohttp import AiohttpTransport
 
-            transport = AiohttpTransport(limits=limits)
+            if pooled:
+                transport = AiohttpTransport(limits=limits)
+            else:
+                transport = AiohttpTransport(
+                    client=lambda: aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(
+                            force_close=True, limit=settings.max_connections
+                        )
+                    )
+                )
         else:
             transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             base_url=settings.base_url.rstrip("/"),
             headers=headers,
             timeout=timeout,
             transport=transport,
         )
+
+    def _fresh(self) -> httpx.AsyncClient:
+        if self._fresh_client is None:
+            self._fresh_client = self._build(pooled=False)
+        return self._fresh_client
 
     async def post(
         self, path: str, body: bytes, record: RequestRecord, pieces: list[bytes], times: list[int]
@@ -131,6 +154,8 @@ class HttpxStreamClient:
     ) -> None:
         clock = self._clock
         for attempt in range(2):
+            pooled = self._reuse and attempt == 0
+            client = self._client if pooled else self._fresh()
             fresh = False
 
             async def trace(name: str, info: Mapping[str, object]) -> None:
@@ -138,12 +163,10 @@ class HttpxStreamClient:
                 if name == "connection.connect_tcp.started":
                     fresh = True
 
-            extensions = {"trace": trace} if self._traced else None
+            extensions = {"trace": trace} if self._traced and pooled else None
             record.sent_ns = clock()
             try:
-                async with self._client.stream(
-                    "POST", path, content=body, headers=self._close_headers, extensions=extensions
-                ) as resp:
+                async with client.stream("POST", path, content=body, extensions=extensions) as resp:
                     record.http_status = resp.status_code
                     kind = errors.classify_status(resp.status_code)
                     if kind is not None:
@@ -162,15 +185,17 @@ class HttpxStreamClient:
             except Exception as exc:  # any transport's error becomes data, never escapes
                 got_response = record.http_status is not None or bool(pieces)
                 kind = errors.classify_exception(exc, got_response=got_response)
-                # httpx traces a new connection; aiohttp does not, but its fresh-connect failure
-                # is the only one it maps to ConnectError.
-                reused = not fresh and not isinstance(exc, httpx.ConnectError)
+                # aiohttp traces nothing, but its one failure on a new connection is the
+                # connect itself, the only one httpx-aiohttp maps to ConnectError.
+                reused = pooled and not fresh and not isinstance(exc, httpx.ConnectError)
                 if errors.should_resend(
                     kind, reused=reused, got_response=got_response, attempt=attempt
                 ):
                     self.retries += 1
                     if self.retries >= EARLY_CLOSES_TO_STOP_REUSE:
-                        self._close_headers = {"connection": "close"}
+                        # httpx cannot see a server close a socket between requests: a reused
+                        # one dying under a request is the sign the raw client also counts.
+                        self._reuse = False
                     continue
                 record.error_kind = kind
                 record.error_detail = f"{type(exc).__name__}: {exc}"[:300]
@@ -179,6 +204,8 @@ class HttpxStreamClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._fresh_client is not None:
+            await self._fresh_client.aclose()
 
 
 _ERROR_BODY_BYTES = 4096  # of an error response, kept for its detail; the rest is not read
