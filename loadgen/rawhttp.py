@@ -193,7 +193,7 @@ class _Conn(asyncio.Protocol):
         self.keep_alive = False
         if self.finished:
             return  # garbage after a complete response: the response stands, the socket goes
-        if isinstance(exc, httptools.HttpParserUpgrade):
+        if isinstance(exc, httptools.HttpParserUpgrade) or self._parser.get_status_code() == 101:
             reason = "the server switched protocols (101)"
         else:
             reason = str(exc) or type(exc).__name__
