@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from benchbench import cli_energy, cli_gate, cli_report, cli_run, cli_traffic
 from benchbench.errors import BenchError
@@ -109,7 +110,7 @@ def _print_usage_error(exc: Exception) -> None:
     message = format_message() if callable(format_message) else str(exc)
     message = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[red]error:[/] {_redact_words(message, redact_url)}", markup=True)
+    err.print(f"[red]error:[/] {escape(_redact_words(message, redact_url))}", markup=True)
     path = getattr(ctx, "command_path", None)
     if path:
         err.print(f"see `{path} --help`", markup=False)
@@ -140,7 +141,9 @@ def main() -> None:
         from benchbench.urls import redact_url
 
         message = _redact_words(str(exc), redact_url)  # defence in depth: no URL password
-        Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

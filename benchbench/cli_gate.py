@@ -35,7 +35,11 @@ def _one_line_errors() -> Iterator[None]:
     try:
         yield
     except (BenchError, StoreError, ValueError) as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        Console(stderr=True).print(
+            f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         _exit(2)
 
 

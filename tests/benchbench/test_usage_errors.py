@@ -222,3 +222,24 @@ def test_an_echoed_url_loses_its_credentials(
     code, out, err = run_main(args, monkeypatch, capsys)
     assert_usage_error(code, err, "REDACTED@")
     assert "PASSw0rd7x" not in out + err and "SECRETtok42" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["[/]"], "[/]"),
+        (["run", "--db", "x.duckdb", "--endpoint", "http://[/]"], "[/]"),
+        (["run", "--db", "x.duckdb", "--input-len", "[/]"], "[/]"),
+        (["gate", "--baseline", "x", "--db", "[/].duckdb"], "[/].duckdb"),
+    ],
+)
+def test_brackets_in_bad_input_are_printed_not_parsed_as_markup(
+    args: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(args, monkeypatch, capsys)
+    assert_usage_error(code, err, says)
