@@ -341,3 +341,20 @@ def test_a_stalling_tokenize_does_not_hold_the_run_before_it_starts(
     assert "approximate" in traffic.description["exact_lengths"]["method"]  # type: ignore[attr-defined]
     with pytest.raises(BenchError, match="/tokenize does not answer"):
         within(8, lambda: build_traffic(cfg.model_copy(update={"exact_lengths": "server"})))
+
+
+def test_request_timeout_is_a_run_flag_with_a_generous_default() -> None:
+    from typer.testing import CliRunner
+
+    from benchbench.cli import app
+
+    cfg = make_config()
+    assert cfg.request_timeout_s == 1800.0 and cfg.timeout_s == 300.0
+    assert make_config(request_timeout_s=2.5).request_timeout_s == 2.5
+    for bad in (0, -1):
+        with pytest.raises(BenchError, match="--request-timeout"):
+            make_config(request_timeout_s=bad)
+    help_text = " ".join(
+        CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "300"}).output.split()
+    )
+    assert "--request-timeout" in help_text and "from send to the end of its stream" in help_text
