@@ -13,8 +13,9 @@ tokens the content does not hold: with an endpoint, one real request per message
 (``max_tokens=1``) measures usage.prompt_tokens minus the counted content, and that offset
 is taken off the content. That probe sends text of its own (a fresh nonce first), never a
 workload prompt, so it cannot prime the server's prefix cache for request 0. Every call to
-the server is bounded by ``--timeout`` (silence) and ``--request-timeout`` (total). The first N requests are fitted exactly before the run (no I/O at
-send time); later ones (duration runs) get the most common correction seen, per layout.
+the server is bounded by ``--timeout`` (silence) and ``--request-timeout`` (total). The
+first N requests are fitted exactly before the run (no I/O at send time); later ones
+(duration runs) get the most common correction seen, per layout.
 """
 
 from __future__ import annotations
