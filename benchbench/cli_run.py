@@ -14,6 +14,7 @@ from benchbench.errors import BenchError
 
 if TYPE_CHECKING:
     from benchbench.config import RunConfig
+    from benchbench.sweep import GroupResult
 
 DbOpt = Annotated[str, typer.Option("--db", help="DuckDB store file holding the runs.")]
 
@@ -327,14 +328,28 @@ def run_command(
     if (rates and len(rates) > 1) or (concurrencies and len(concurrencies) > 1):
         from benchbench.cli_traffic import run_group
 
-        run_group(cfg, rates, concurrencies, quiet=quiet, as_json=as_json)
+        group = run_group(cfg, rates, concurrencies, quiet=quiet, as_json=as_json)
+        _exit_for_group(group)
         return
     if cfg.repeat > 1:
         from benchbench.cli_traffic import run_group
 
-        run_group(cfg, None, None, quiet=quiet, as_json=as_json)
+        group = run_group(cfg, None, None, quiet=quiet, as_json=as_json)
+        _exit_for_group(group)
         return
     _run_one(cfg, quiet=quiet, as_json=as_json)
+
+
+def _exit_for_group(group: GroupResult) -> None:
+    """A sweep or repeat exits like one run: 1 when any point failed, 130 when interrupted."""
+    if group.failed:
+        Console(stderr=True).print(
+            f"[red]failed runs in this group: {', '.join(map(str, group.failed))}[/]",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    if group.stopped == "interrupted":
+        raise typer.Exit(130)
 
 
 def _run_one(cfg: RunConfig, *, quiet: bool, as_json: bool) -> None:
@@ -355,7 +370,10 @@ def _run_one(cfg: RunConfig, *, quiet: bool, as_json: bool) -> None:
         print_traffic_notes(Console(), result.summary)
     if cfg.report:
         Console(stderr=True).print(write_report(cfg.db, [result.run_id], cfg.report))
-    if result.outcome.interrupted:
+    # A failed run (lost records, a store or task failure) must fail the caller's CI job.
+    if result.status == "failed":
+        raise typer.Exit(1)
+    if result.status == "interrupted":
         raise typer.Exit(130)
 
 
