@@ -25,7 +25,11 @@ STREAM_ERROR = "stream_error"  # the server sent an error object inside the stre
 INCOMPLETE = "incomplete"  # the response broke off: cut short, or malformed HTTP framing
 NO_TOKENS = "no_tokens"  # a complete stream that carried no output token
 CANCELLED = "cancelled"  # stopped by the client (Ctrl-C, drain timeout)
+# The client's own code raised on this request: a benchbench bug, never the server's fault.
+# The record is kept so the books balance, and the run is marked failed.
+INTERNAL = "internal"
 
+# What a server (or the client's own stop) can cause; INTERNAL is apart: it is always a bug.
 ALL = (
     CONNECT,
     TIMEOUT,

@@ -42,10 +42,6 @@ from loadgen.spec import RequestRecord, RequestSpec
 
 Sink = Callable[[RequestRecord], None]
 
-# The error kind of a request the client itself failed on: a bug, whose traceback is in
-# RunOutcome.errors (the run is then failed). Not a server's fault, so none of errors.ALL.
-INTERNAL = "internal"
-
 _YIELD_NS = 1_000_000  # behind schedule, the open loop still yields to the event loop this often
 
 
@@ -454,7 +450,7 @@ class Runner:
 
     def _internal(self, record: RequestRecord, exc: Exception, where: str) -> None:
         """A bug met while handling one request: the request is recorded as such."""
-        record.error_kind = INTERNAL
+        record.error_kind = errors.INTERNAL
         record.error_detail = f"client bug {where}: {type(exc).__name__}: {exc}"[:300]
         self._bug(exc, f"{where} (request {record.index})")
 

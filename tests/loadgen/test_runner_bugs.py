@@ -16,7 +16,8 @@ import time
 import pytest
 
 from loadgen import errors
-from loadgen.runner import INTERNAL, LoadPlan, Runner, RunOutcome
+from loadgen.errors import INTERNAL
+from loadgen.runner import LoadPlan, Runner, RunOutcome
 from loadgen.sessions import SessionDriver
 from loadgen.spec import RequestRecord, RequestSpec
 from tests.loadgen.test_runner import FakeClient, FakeEndpoint, workload
