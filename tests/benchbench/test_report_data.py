@@ -37,7 +37,7 @@ def _make_run(con: duckdb.DuckDBPyConnection, store, n: int, events: int, **extr
                    100 + i % 300, CASE WHEN i % 50 = 7 THEN NULL ELSE {events} * 3 END,
                    NULL, NULL, 200,
                    CASE WHEN i % 100 = 7 THEN 'timeout' WHEN i % 50 = 7 THEN 'http_500' END,
-                   CASE WHEN i % 50 = 7 THEN 'boom' END, i < 2, NULL, NULL, NULL, NULL, NULL
+                   CASE WHEN i % 50 = 7 THEN 'boom' END, i < 2, NULL, NULL, NULL, NULL, NULL, NULL
             FROM range({n}) t(i)"""
     )  # fmt: skip
     con.execute(
