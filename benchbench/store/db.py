@@ -243,7 +243,10 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         if name in done:
             continue
         con.execute("BEGIN")
-        con.execute(sql)
+        if callable(sql):
+            sql(con)
+        else:
+            con.execute(sql)
         con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
         con.execute("COMMIT")
 

@@ -5,7 +5,18 @@ is the Unix time at that origin, so any row can be placed on the wall clock."""
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[str, str]] = [
+from collections.abc import Callable
+from typing import Any
+
+
+def _typed_results(con: Any) -> None:
+    from benchbench.results_v1 import upgrade  # the spine's records; imported when applied
+
+    upgrade(con)
+
+
+# Each migration is SQL text, or a function of the connection for a data move SQL cannot say.
+MIGRATIONS: list[tuple[str, str | Callable[[Any], None]]] = [
     (
         "001_initial",
         """
@@ -112,6 +123,9 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE requests ADD COLUMN notes VARCHAR;
         """,
     ),
+    # Runs stored before typed results: runs.extra into the versioned shape, collectors and
+    # warnings into their own columns, window, energy and cost recomputed (Python: see it).
+    ("006_typed_results", _typed_results),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
