@@ -126,6 +126,15 @@ MIGRATIONS: list[tuple[str, str | Callable[[Any], None]]] = [
     # Runs stored before typed results: runs.extra into the versioned shape, collectors and
     # warnings into their own columns, window, energy and cost recomputed (Python: see it).
     ("006_typed_results", _typed_results),
+    (
+        "007_cached_input_tokens",
+        """
+        -- Prompt tokens the server served from its prompt (prefix) cache, as it reported them
+        -- (usage.prompt_tokens_details.cached_tokens, cache_read_input_tokens, llama.cpp's
+        -- timings.cache_n); NULL where it did not say.
+        ALTER TABLE requests ADD COLUMN cached_input_tokens INTEGER;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
