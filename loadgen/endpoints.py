@@ -283,6 +283,23 @@ def _take_usage(record: RequestRecord, usage: object) -> None:
     if ct is not None:
         record.output_tokens = _valid_count(record, "completion_tokens", ct)
         record.output_tokens_source = None if record.output_tokens is None else "usage"
+    _take_cached(record, usage)
+
+
+def _take_cached(record: RequestRecord, usage: dict[str, Any]) -> None:
+    """Prompt tokens served from the server's prompt cache: OpenAI/vLLM/SGLang
+    ``prompt_tokens_details.cached_tokens``, else Anthropic-style ``cache_read_input_tokens``
+    (also passed through by gateways). The same validation as the other counts."""
+    details = usage.get("prompt_tokens_details")
+    if details is not None and type(details) is not dict:
+        _note(record, f"malformed_usage: prompt_tokens_details={_short(details)}")
+        details = None
+    cached = details.get("cached_tokens") if details else None
+    name = "prompt_tokens_details.cached_tokens"
+    if cached is None:
+        cached, name = usage.get("cache_read_input_tokens"), "cache_read_input_tokens"
+    if cached is not None:
+        record.cached_input_tokens = _valid_count(record, name, cached)
 
 
 def _valid_count(record: RequestRecord, name: str, value: object) -> int | None:
@@ -303,6 +320,11 @@ def _take_timings(record: RequestRecord, timings: object) -> None:
             return
     if timings:
         record.server_timings = timings
+    # llama.cpp's prompt tokens reused from the slot's cache. Usage's own figure, when the
+    # server gives one too, is the same count: it overwrites this one whichever comes first.
+    cache_n = timings.get("cache_n")
+    if cache_n is not None and record.cached_input_tokens is None:
+        record.cached_input_tokens = _valid_count(record, "timings.cache_n", cache_n)
 
 
 def _count_output(record: RequestRecord, count: Callable[[str], int], text: str) -> None:

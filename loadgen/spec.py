@@ -24,6 +24,10 @@ class RequestSpec:
     turn: int = 0
     # Extra request body fields (ignore_eos, min_tokens, ...); merged last by the adapter.
     extra_body: dict[str, Any] | None = None
+    # The first salt_words words of the first message (or of the prompt) are the run's salt
+    # (loadgen.prompts.new_salt): sent and counted, but not part of the workload, so the
+    # fingerprint leaves them out.
+    salt_words: int = 0
 
 
 @dataclass(slots=True)
@@ -41,6 +45,10 @@ class RequestRecord:
     event_ns: list[int] = field(default_factory=list)
     event_tokens: list[int | None] = field(default_factory=list)
     input_tokens: int | None = None  # server usage
+    # Prompt tokens the server served from its prompt (prefix) cache, where it says so
+    # (usage.prompt_tokens_details.cached_tokens, cache_read_input_tokens, llama.cpp's
+    # timings.cache_n); None = not reported.
+    cached_input_tokens: int | None = None
     output_tokens: int | None = None  # server usage, or the client tokenizer (see below)
     # Where output_tokens came from: "usage" (the server), "client_tokenizer" (the server
     # gave no usage and a tokenizer was named), or None (unknown: never guessed from chunks).

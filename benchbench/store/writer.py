@@ -175,12 +175,13 @@ class BatchWriter:
                 "turn": _ints([r.turn for r in records], _INT32),
                 "output_chars": _ints([r.output_text_chars for r in records], _COUNT),
                 "server_timings": _strings([_timings_json(r.server_timings) for r in records]),
-                # Columns added by later migrations come last, in migration order.
+                # Inserted by column name: the table's column order is the migrations'.
                 "output_tokens_source": _strings([r.output_tokens_source for r in records]),
                 "notes": _strings(["; ".join(r.notes) if r.notes else None for r in records]),
+                "cached_input_tokens": _ints([r.cached_input_tokens for r in records], _COUNT),
             }
         )
-        self._con.from_arrow(table).insert_into("requests")
+        _insert_by_name(self._con, table, "requests")
         counts = np.fromiter((len(r.event_ns) for r in records), dtype=np.int64, count=n)
         total = int(counts.sum())
         if total:
@@ -228,6 +229,16 @@ class BatchWriter:
         )
         self._con.from_arrow(table).insert_into("samples")
         return n, 0
+
+
+def _insert_by_name(con: Any, table: pa.Table, target: str) -> None:
+    """Insert an Arrow table's columns into ``target`` by name, not position, so a column
+    added by a later migration cannot shift the others."""
+    con.register("_bench_rows", table)  # replaces the previous batch's
+    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _bench_rows")
+    # Not in a `finally`: inside an aborted transaction unregister fails too and would hide
+    # the insert's own error; a batch left registered is replaced by the next.
+    con.unregister("_bench_rows")
 
 
 def _ints(values: list[Any], spec: tuple[pa.DataType, int, int]) -> pa.Array:

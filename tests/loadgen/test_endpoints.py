@@ -273,3 +273,88 @@ def test_a_parser_bug_is_malformed_with_its_type_and_keeps_the_tokens() -> None:
     assert len(record.event_tokens) == len(record.event_ns) == 2
     assert (record.first_token_ns, record.last_token_ns) == (5, 6)
     assert record.notes == ["parser_error: ValueError"]
+
+
+# The served prompt cache: prompt tokens the server did not prefill.
+
+
+def _cached_usage(**usage: object) -> dict:
+    return {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 2, **usage}}
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize(
+    ("extra", "cached"),
+    [
+        ({"prompt_tokens_details": {"cached_tokens": 7}}, 7),  # OpenAI, vLLM, SGLang
+        ({"cache_read_input_tokens": 4}, 4),  # Anthropic-style, through gateways
+        ({"prompt_tokens_details": {"cached_tokens": 0}}, 0),  # reported, nothing cached
+        ({}, None),  # not reported: unknown, never 0
+        ({"prompt_tokens_details": {"audio_tokens": 3}}, None),
+    ],
+)
+def test_cached_prompt_tokens_are_read_from_usage(
+    api: str, extra: dict, cached: int | None
+) -> None:
+    r = _stream(api, _sse(_chunk(api, "a"), _cached_usage(**extra)))
+    assert r.error_kind is None
+    assert r.cached_input_tokens == cached
+    assert r.notes == []
+
+
+def test_usage_details_win_over_the_anthropic_field() -> None:
+    usage = _cached_usage(prompt_tokens_details={"cached_tokens": 6}, cache_read_input_tokens=1)
+    r = _stream("chat", _sse(_chunk("chat", "a"), usage))
+    assert r.cached_input_tokens == 6
+
+
+@pytest.mark.parametrize("timings_first", [True, False])
+def test_llama_cpp_cache_n_is_the_cached_count_unless_usage_gives_one(timings_first: bool) -> None:
+    timings = {"choices": [], "timings": {"cache_n": 9, "prompt_n": 3, "prompt_ms": 1.5}}
+    only = _stream("chat", _sse(_chunk("chat", "a"), timings, _usage()))
+    assert only.cached_input_tokens == 9
+    assert only.server_timings == timings["timings"]
+    usage = _cached_usage(prompt_tokens_details={"cached_tokens": 8})
+    events = (timings, usage) if timings_first else (usage, timings)
+    both = _stream("chat", _sse(_chunk("chat", "a"), *events))
+    assert both.cached_input_tokens == 8
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "7", [1], MAX_COUNT + 1])
+@pytest.mark.parametrize("where", ["details", "anthropic", "timings"])
+def test_a_cached_count_that_is_not_a_count_is_unknown_with_a_note(where: str, bad: object) -> None:
+    if where == "details":
+        event, name = (
+            _cached_usage(prompt_tokens_details={"cached_tokens": bad}),
+            ("prompt_tokens_details.cached_tokens"),
+        )
+    elif where == "anthropic":
+        event, name = _cached_usage(cache_read_input_tokens=bad), "cache_read_input_tokens"
+    else:
+        event, name = {"choices": [], "timings": {"cache_n": bad}}, "timings.cache_n"
+    r = _stream("completions", _sse(_chunk("completions", "a"), event))
+    if where == "timings" and type(bad) not in (int, float):
+        # A timings value that is not a number is the timings object's problem (malformed).
+        assert r.error_kind == errors.MALFORMED
+        assert r.cached_input_tokens is None
+        return
+    assert r.error_kind is None  # the request was served and timed: not an error
+    assert r.cached_input_tokens is None
+    assert r.notes == [f"malformed_usage: {name}={orjson.dumps(bad).decode()}"]
+
+
+def test_prompt_token_details_that_are_not_an_object_are_noted() -> None:
+    r = _stream("chat", _sse(_chunk("chat", "a"), _cached_usage(prompt_tokens_details=[3])))
+    assert (r.error_kind, r.cached_input_tokens, r.input_tokens) == (None, None, 10)
+    assert r.notes == ["malformed_usage: prompt_tokens_details=[3]"]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_json_body_reports_its_cached_tokens(api: str) -> None:
+    choice = {"message": {"content": "ab"}} if api == "chat" else {"text": "ab"}
+    doc = {
+        "choices": [{**choice, "finish_reason": "length"}],
+        **_cached_usage(prompt_tokens_details={"cached_tokens": 5}),
+    }
+    doc["choices"] = [{**choice, "finish_reason": "length"}]
+    assert _json(api, doc).cached_input_tokens == 5

@@ -149,8 +149,18 @@ def test_an_older_store_gains_the_notes_column(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'requests'"
         ).fetchall()
     }
-    assert "notes" in columns
+    assert {"notes", "cached_input_tokens"} <= columns
     names = [n for (n,) in store.con.execute("SELECT name FROM schema_migrations").fetchall()]
-    assert names[-1] == "005_request_notes"
+    assert names == [name for name, _ in MIGRATIONS]
     store.close()
     assert isinstance(duckdb.__version__, str)
+
+
+def test_cached_prompt_tokens_are_stored_and_unknown_stays_null(tmp_path: Path) -> None:
+    records = [_record(i) for i in range(4)]
+    records[0].cached_input_tokens = 0
+    records[1].cached_input_tokens = 37
+    records[3].cached_input_tokens = 2**40  # out of range for the column: NULL, row kept
+    store, writer, _ = _write(tmp_path, records)
+    assert _column(store, "cached_input_tokens") == [0, 37, None, None]
+    assert writer.requests_written == 4
