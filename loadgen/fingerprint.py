@@ -2,6 +2,10 @@
 
 Stored with a run; equal fingerprints mean equal prompts, lengths, request fields and
 intended send offsets, so "same seed, same inputs, same requests" can be checked, not hoped.
+
+A run's salt (RequestSpec.salt_words) is left out: it is new every run by design, so two
+salted runs of the same workload have the same fingerprint. A salted and an unsalted run do
+not (the salt's place is marked, and it took words off the prompt's end).
 """
 
 from __future__ import annotations
@@ -15,11 +19,26 @@ from loadgen.spec import RequestSpec
 __all__ = ["fingerprint"]
 
 
+def _unsalted(text: str, salt_words: int) -> str:
+    """``text`` with its first ``salt_words`` words (the run's salt) replaced by a marker."""
+    rest = text.split(" ", salt_words)[salt_words:]
+    return " ".join([f"<salt:{salt_words}>", *rest])
+
+
 def _spec_record(spec: RequestSpec) -> bytes:
+    prompt, messages = spec.prompt, list(spec.messages) if spec.messages is not None else None
+    if spec.salt_words > 0:
+        if prompt is not None:
+            prompt = _unsalted(prompt, spec.salt_words)
+        elif messages and isinstance(messages[0].get("content"), str):
+            messages[0] = {
+                **messages[0],
+                "content": _unsalted(messages[0]["content"], spec.salt_words),
+            }
     record = {
         "index": spec.index,
-        "prompt": spec.prompt,
-        "messages": list(spec.messages) if spec.messages is not None else None,
+        "prompt": prompt,
+        "messages": messages,
         "max_tokens": spec.max_tokens,
         "in": spec.input_tokens_expected,
         "out": spec.output_tokens_expected,

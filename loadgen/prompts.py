@@ -11,16 +11,22 @@ Random text (``synth_text``) shares no prefix between requests, so a server's pr
 gets no accidental hits. Block text (``block_text``) is a pure function of a block id, so
 trace replay can give equal ``hash_ids`` identical token blocks and the cache behaves as in
 the traced production system.
+
+A run's salt (``new_salt``) is a few words drawn afresh for every run, never from the seed.
+Put at the very start of every prompt of the run, it keeps all the sharing within the run
+(every prompt starts with the same salt) and removes every prefix an earlier run could have
+left in the server's cache.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["WORDS", "block_text", "prefix_blocks_text", "synth_text"]
+__all__ = ["SALT_WORDS", "WORDS", "block_text", "new_salt", "prefix_blocks_text", "synth_text"]
 
 WORDS: tuple[str, ...] = tuple(
     """
@@ -50,6 +56,21 @@ WORDS: tuple[str, ...] = tuple(
 )
 
 _WORD_ARRAY = np.array(WORDS, dtype=object)
+
+# Words in a run's salt: 4 words of the ~400 above are ~2.6e10 salts, so two runs share
+# their first salt word 1 time in ~400 (one cached token) and the whole salt practically
+# never, while every prompt of the run pays only 4 tokens of in-run reuse for it.
+SALT_WORDS = 4
+
+
+def new_salt(n_words: int = SALT_WORDS) -> str:
+    """A fresh salt of ``n_words`` prompt words from the OS's randomness (never the seed:
+    two runs of the same seed must not share it). Each word is one token, as above."""
+    if n_words < 1:
+        raise ValueError(f"a salt needs at least 1 word, got {n_words}")
+    return " ".join(WORDS[secrets.randbelow(len(WORDS))] for _ in range(n_words))
+
+
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 

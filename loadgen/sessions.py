@@ -138,6 +138,9 @@ class SessionWorkload:
     system_prompt_share: float = 1.0
     ignore_eos: bool = True
     think_time: ThinkTime = ThinkTime()
+    # The run's salt (loadgen.prompts.new_salt), put at the start of every session's first
+    # message: shared by every turn and session of the run, by no earlier run.
+    salt: str = ""
 
     def __post_init__(self) -> None:
         if self.api not in ("chat", "completions"):
@@ -200,12 +203,28 @@ class Conversation:
             system = workload.system_text(number, rng)
             self._history.append({"role": "system", "content": system})
         self._users = [synth_text(n, rng) for n in inputs]
+        self._salt_words = self._salt(workload.salt.split())
         self._replies = np.random.default_rng([workload.seed, 14, number])
         self._thinks = np.random.default_rng([workload.seed, 15, number])
         self._workload = workload
         self._sid = f"s{number}"
         self._first_index = first_index
         self._turn = 0
+
+    def _salt(self, words: list[str]) -> int:
+        """Put the salt at the start of the first message (the system prompt when there is
+        one), taking as many words as it adds off the end of the first user text (which keeps
+        one), so lengths stay as drawn; returns the salt's length in words."""
+        if not words or not self._users:
+            return 0
+        first = self._users[0].split()
+        self._users[0] = " ".join(first[: max(1, len(first) - len(words))])
+        if self._history:
+            system = self._history[0]
+            system["content"] = " ".join([*words, system["content"]])
+        else:
+            self._users[0] = " ".join([*words, self._users[0]])
+        return len(words)
 
     @property
     def turns(self) -> int:
@@ -241,6 +260,7 @@ class Conversation:
             session_id=self._sid,
             turn=k,
             extra_body={"ignore_eos": True, "min_tokens": n_out} if wl.ignore_eos else None,
+            salt_words=self._salt_words,
         )
         return Turn(spec, think_ns)
 

@@ -3,12 +3,15 @@
 Four independent random streams are derived from the seed (input lengths, output lengths,
 prompt text, system prompt), so changing the output distribution leaves the prompts as they
 were, and changing the input distribution leaves the output lengths as they were.
+
+``salt_specs`` puts a run's salt (loadgen.prompts.new_salt) at the start of any spec stream:
+synthetic, dataset or trace replay, chat or completions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -19,7 +22,7 @@ from loadgen.presets import get_preset
 from loadgen.prompts import synth_text
 from loadgen.spec import RequestSpec
 
-__all__ = ["SyntheticWorkload", "fingerprint"]
+__all__ = ["SyntheticWorkload", "fingerprint", "salt_spec", "salt_specs"]
 
 _BATCH = 1024  # lengths drawn per numpy call
 
@@ -121,3 +124,53 @@ class SyntheticWorkload:
             output_tokens_expected=n_out,
             extra_body=extra or None,
         )
+
+
+def salt_spec(spec: RequestSpec, salt: str) -> RequestSpec:
+    """``spec`` with ``salt`` at the very start: of its first message (the system prompt when
+    there is one, so a shared system prompt stays shared within the run) or of its prompt.
+
+    A spec with a target length keeps it: its last message (or the prompt) gives up as many
+    words from its end as the salt adds, and always keeps one of its own; so a very short
+    prompt carries a shorter salt, still a prefix of the run's. A spec without a target
+    (a dataset's text) is sent whole, the salt's words added to it.
+    """
+    words = salt.split()
+    parts = _parts(spec)
+    if not words or parts is None:
+        return spec
+    texts = list(parts)
+    k = len(words)
+    if spec.input_tokens_expected is not None:
+        last = texts[-1].split()
+        k = min(k, len(last) - 1)
+        if k < 1:
+            return spec
+        texts[-1] = " ".join(last[:-k])
+    texts[0] = " ".join([*words[:k], texts[0]]) if texts[0] else " ".join(words[:k])
+    return _with_parts(replace(spec, salt_words=k), texts)
+
+
+def salt_specs(specs: Iterator[RequestSpec], salt: str) -> Iterator[RequestSpec]:
+    """Every spec salted (see salt_spec); the stream unchanged when ``salt`` is empty."""
+    if not salt:
+        return specs
+    return (salt_spec(spec, salt) for spec in specs)
+
+
+def _parts(spec: RequestSpec) -> list[str] | None:
+    """The prompt, or the messages' texts; None when there is nothing to salt (no text, or
+    a message whose content is not plain text)."""
+    if spec.prompt is not None:
+        return [spec.prompt]
+    contents = [m.get("content") for m in spec.messages or ()]
+    if not contents or not all(isinstance(c, str) for c in contents):
+        return None
+    return [str(c) for c in contents]
+
+
+def _with_parts(spec: RequestSpec, texts: list[str]) -> RequestSpec:
+    if spec.prompt is not None:
+        return replace(spec, prompt=texts[0])
+    messages = tuple({**m, "content": t} for m, t in zip(spec.messages or (), texts, strict=True))
+    return replace(spec, messages=messages)

@@ -30,3 +30,18 @@ def test_any_change_changes_the_fingerprint():
         fingerprint(list(itertools.islice(SyntheticWorkload(Fixed(5), Fixed(5)).specs(), 50))),
     ]
     assert base not in variants and len(set(variants)) == len(variants)
+
+
+def test_the_salt_is_left_out_so_two_salted_runs_match_and_an_unsalted_one_does_not():
+    from loadgen.workload import salt_specs
+
+    def salted(salt):
+        return list(salt_specs(iter(SPECS), salt))
+
+    one, two = salted("river moon stone ship"), salted("plane tree bird fire")
+    assert one != two  # what is sent differs...
+    assert fingerprint(one, OFFSETS) == fingerprint(two, OFFSETS)  # ...the workload does not
+    assert fingerprint(one, OFFSETS) != fingerprint(SPECS, OFFSETS)
+    # The salt hides nothing else: a change after it still changes the fingerprint.
+    changed = [dataclasses.replace(one[0], max_tokens=one[0].max_tokens + 1), *one[1:]]
+    assert fingerprint(changed, OFFSETS) != fingerprint(one, OFFSETS)

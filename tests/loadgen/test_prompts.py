@@ -74,3 +74,14 @@ def test_ten_thousand_prompts_of_2000_tokens_synthesise_quickly():
     total = sum(len(synth_text(2000, rng)) for _ in range(10_000))
     elapsed = time.perf_counter() - start
     assert total > 10_000 * 2000 and elapsed < 5.0  # ~0.8 s here; slack for a busy CI box
+
+
+def test_a_salt_is_a_few_prompt_words_and_new_every_time():
+    from loadgen.prompts import SALT_WORDS, new_salt
+
+    salts = [new_salt() for _ in range(200)]
+    assert all(len(s.split()) == SALT_WORDS and set(s.split()) <= set(WORDS) for s in salts)
+    assert len(set(salts)) == len(salts)  # ~2.6e10 salts: 200 draws never repeat in practice
+    assert len(new_salt(2).split()) == 2
+    with pytest.raises(ValueError, match="at least 1 word"):
+        new_salt(0)

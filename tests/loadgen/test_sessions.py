@@ -155,3 +155,23 @@ def test_system_share_keeps_lengths_and_scales_prefix_hits() -> None:
     hits = [ideal_prefix_hit_ratio_texts(map(prompt_text, x)) for x in (full, half, none)]
     assert hits[0] > hits[1] > hits[2] == 0.0
     assert abs(hits[0] - 48 / 64) < 0.02
+
+
+def test_salted_sessions_share_the_salt_and_their_history_within_the_run() -> None:
+    for system in (0, 12):
+        plain = list(itertools.islice(_workload(system_prompt_tokens=system).specs(), 9))
+        salted = list(
+            itertools.islice(
+                _workload(system_prompt_tokens=system, salt="river moon stone ship").specs(), 9
+            )
+        )
+        for p, s in zip(plain, salted, strict=True):
+            assert s.messages[0]["content"].startswith("river moon stone ship ")
+            assert s.salt_words == 4
+            # Lengths as drawn: the salt took its words off the first user text.
+            assert s.input_tokens_expected == p.input_tokens_expected
+            assert len(s.messages) == len(p.messages)
+        # Turn k+1 still starts with the whole of turn k's prompt.
+        for a, b in zip(salted, salted[1:], strict=False):
+            if a.session_id == b.session_id:
+                assert b.messages[: len(a.messages)] == a.messages

@@ -97,3 +97,104 @@ def test_stored_fingerprint_of_seed_0_schedule():
     specs = take(workload, 200)
     offsets = first_offsets_ns(Poisson(5.0), 0, 200)
     assert fingerprint(specs, offsets) == STORED_FINGERPRINT
+
+
+# The run's salt: new every run, at the very start of every prompt, counted in its length.
+
+SALT = "river moon stone ship"
+
+
+def _salted(workload: SyntheticWorkload, n: int, salt: str = SALT) -> list:
+    from loadgen.workload import salt_specs
+
+    return list(salt_specs(itertools.islice(workload.specs(), n), salt))
+
+
+def _text(spec) -> str:
+    return spec.prompt if spec.prompt is not None else " ".join(m["content"] for m in spec.messages)
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+@pytest.mark.parametrize("system", [0, 30])
+def test_salted_prompts_start_with_the_salt_and_keep_their_length(api, system):
+    wl = SyntheticWorkload(Uniform(40, 120), Fixed(8), api=api, seed=5, system_prompt_tokens=system)
+    plain, salted = take(wl, 200), _salted(wl, 200)
+    for p, s in zip(plain, salted, strict=True):
+        assert _text(s).startswith(SALT + " ")
+        assert s.salt_words == 4
+        assert len(_text(s).split()) == len(_text(p).split()) == s.input_tokens_expected
+        # Everything else is the workload's own: the same lengths and fields.
+        assert (s.max_tokens, s.extra_body, s.index) == (p.max_tokens, p.extra_body, p.index)
+        assert _text(s).split()[4:] == _text(p).split()[:-4]
+
+
+def test_salt_keeps_a_shared_system_prompt_shared_within_the_run():
+    wl = SyntheticWorkload(Fixed(100), Fixed(8), seed=5, system_prompt_tokens=40)
+    salted = _salted(wl, 50)
+    systems = {s.messages[0]["content"] for s in salted}
+    assert len(systems) == 1 and systems.pop().startswith(SALT + " ")
+    # Another run (another salt) shares not even the first word with this one.
+    other = _salted(wl, 50, "plane tree bird fire")
+    assert all(
+        a.messages[0]["content"][:5] != b.messages[0]["content"][:5]
+        for a, b in zip(salted, other, strict=True)
+    )
+
+
+def test_a_prompt_too_short_for_the_whole_salt_carries_its_start_and_one_word_of_its_own():
+    from loadgen.spec import RequestSpec
+    from loadgen.workload import salt_spec
+
+    for n in (1, 2, 3, 4, 5, 9):
+        spec = RequestSpec(index=0, prompt=" ".join(["word"] * n), input_tokens_expected=n)
+        salted = salt_spec(spec, SALT)
+        k = min(4, n - 1)
+        assert salted.prompt.split() == SALT.split()[:k] + ["word"] * (n - k)
+        assert salted.salt_words == k
+
+
+def test_a_prompt_without_a_target_length_is_sent_whole_after_the_salt():
+    from loadgen.spec import RequestSpec
+    from loadgen.workload import salt_spec
+
+    history = (
+        {"role": "user", "content": "Hi there."},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "What now?"},
+    )
+    salted = salt_spec(RequestSpec(index=0, messages=history), SALT)
+    assert [m["content"] for m in salted.messages] == [f"{SALT} Hi there.", "Hello", "What now?"]
+    assert salt_spec(RequestSpec(index=0, prompt=""), SALT).prompt == SALT
+    # Content that is not plain text (image parts) is left as it is.
+    parts = ({"role": "user", "content": [{"type": "text", "text": "x"}]},)
+    assert salt_spec(RequestSpec(index=0, messages=parts), SALT).messages == parts
+
+
+def test_no_salt_leaves_the_stream_byte_identical():
+    from loadgen.workload import salt_specs
+
+    wl = SyntheticWorkload(Uniform(5, 50), Fixed(8), seed=2)
+    assert list(salt_specs(itertools.islice(wl.specs(), 30), "")) == take(wl, 30)
+
+
+def test_salted_trace_replay_keeps_the_traces_shared_prefixes():
+    from loadgen.prefix import ideal_prefix_hit_ratio_texts
+    from loadgen.replay import ReplayOptions, plan_replay
+    from loadgen.traces import TraceRecord
+    from loadgen.workload import salt_specs
+
+    recs = [
+        TraceRecord(
+            t_arrival_s=i * 0.1,
+            input_tokens=64,
+            output_tokens=4,
+            hash_ids=(1, 2, 3 + i % 2),
+            block_size=16,
+        )
+        for i in range(20)
+    ]
+    plain, _ = plan_replay(recs, ReplayOptions(), api="completions", seed=1)
+    salted = list(salt_specs(iter(plain), SALT))
+    ratio = lambda specs: ideal_prefix_hit_ratio_texts((s.prompt for s in specs), 16)  # noqa: E731
+    assert ratio(salted) == pytest.approx(ratio(plain), abs=0.02)
+    assert all(len(s.prompt.split()) == 64 for s in salted)
