@@ -16,7 +16,7 @@ from benchbench.exact import (
     make_counter,
     measure_offsets,
 )
-from benchbench.orchestrate import run_benchmark
+from benchbench.execute import run_benchmark
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.traffic import build_traffic
 from loadgen.spec import RequestSpec
@@ -144,3 +144,35 @@ def test_a_local_tokenizer_json_counts_tokens(tmp_path: Path) -> None:
     assert counter.count(["the river", "the, river"]) == [2, 3]  # punctuation is a token
     with pytest.raises(ValueError, match="needs --tokenizer"):
         make_counter("tokenizer", None, None, None, None)
+
+
+@pytest.mark.parametrize("system", [None, "the sun the sea"])
+def test_a_salted_prompt_is_fitted_with_its_salt_counted(system: str | None) -> None:
+    from loadgen.workload import salt_spec
+
+    salt = "the moon the river"  # 6 tokens for this counter, 4 words
+    specs = [salt_spec(_chat(i, 30, 20 + i, system=system), salt) for i in range(5)]
+    fitted = LengthFitter(TheIsTwo(), seed=1).fit(specs)
+    for target, s in zip(range(20, 25), fitted, strict=True):
+        assert s.messages[0]["content"].startswith(salt + " ")  # the fit left the salt alone
+        assert sum(TheIsTwo().count([m["content"] for m in s.messages])) == target
+        assert s.salt_words == 4
+
+
+def test_a_salted_run_through_the_servers_tokenizer_has_no_input_mismatch(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    cfg = make_config(
+        endpoint=sim.base_url,
+        db=str(tmp_path / "x.duckdb"),
+        requests=8,
+        concurrency=4,
+        input_len="uniform:min=3,max=40",
+        output_len="4",
+        exact_lengths="server",
+    )
+    traffic = build_traffic(cfg)
+    assert traffic.description["salted"] is True
+    result = run_benchmark(cfg)
+    truth = result.summary.token_truth
+    assert truth["requests"] == 8 and truth["input_mismatch"] == 0
