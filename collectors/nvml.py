@@ -56,6 +56,7 @@ class GpuInfo:
     uuid: str
     supported: dict[str, bool] = field(default_factory=dict)
     unsupported_reason: dict[str, str] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)  # failed at probe; tried again later
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -64,6 +65,7 @@ class GpuInfo:
             "uuid": self.uuid,
             "supported": dict(self.supported),
             "unsupported_reason": dict(self.unsupported_reason),
+            "pending": sorted(self.pending),
         }
 
 
@@ -82,7 +84,8 @@ def _load_nvml(nvml: Any | None) -> Any:
 
 
 def _parse_visible_devices(spec: str) -> list[int | str]:
-    """CUDA_VISIBLE_DEVICES items as NVML indices (int) or UUID prefixes (str)."""
+    """CUDA_VISIBLE_DEVICES items as NVML indices (int) or UUIDs / UUID prefixes (str:
+    "GPU-..." for a GPU, "MIG-..." for a MIG instance)."""
     items: list[int | str] = []
     for raw in spec.split(","):
         item = raw.strip()
@@ -92,22 +95,39 @@ def _parse_visible_devices(spec: str) -> list[int | str]:
             if int(item) < 0:  # CUDA stops at the first invalid index
                 break
             items.append(int(item))
-        elif item.startswith("GPU-"):
+        elif item.startswith(("GPU-", "MIG-")):
             items.append(item)
         else:
             raise ValueError(
-                f"CUDA_VISIBLE_DEVICES item {item!r} is not a GPU index or GPU-UUID; "
-                "pass the GPUs explicitly (e.g. gpus=[0, 1])"
+                f"CUDA_VISIBLE_DEVICES item {item!r} is not a GPU index, GPU-UUID or MIG-UUID; "
+                "pass the GPUs explicitly (e.g. --gpus 0,1)"
             )
     return items
+
+
+# NVML answers that mean "never on this GPU": anything else may pass (retry, keep trying).
+_NVML_NOT_SUPPORTED = 3
+_NVML_NO_PERMISSION = 4
+_NVML_FUNCTION_NOT_FOUND = 13
+_DEFINITIVE = frozenset({_NVML_NOT_SUPPORTED, _NVML_NO_PERMISSION, _NVML_FUNCTION_NOT_FOUND})
+PROBE_ATTEMPTS = 3
+
+
+def _definitive(exc: Exception) -> bool:
+    """Whether a failed reading means the metric is unsupported (not a passing failure)."""
+    value = getattr(exc, "value", None)
+    return not isinstance(value, int) or value in _DEFINITIVE
 
 
 class NvmlReader:
     """Initialises NVML, selects GPUs, probes what each supports, and reads values.
 
-    gpus: NVML indices (or GPU-UUID prefixes); None means CUDA_VISIBLE_DEVICES when set in
-    `env`, else every GPU. Note NVML numbers GPUs in PCI bus order, which is CUDA's order only
-    with CUDA_DEVICE_ORDER=PCI_BUS_ID.
+    gpus: NVML indices, GPU-UUIDs (or prefixes) or MIG-UUIDs; None means
+    CUDA_VISIBLE_DEVICES when set in `env`, else every GPU. Only the selected GPUs are
+    opened; one whose handle NVML refuses (permission, GPU lost) is left out with a line in
+    `warnings`, and the others are measured. A MIG instance is measured through its parent
+    GPU: NVML reports power and energy per physical GPU only, which `notes` says. NVML numbers
+    GPUs in PCI bus order, which is CUDA's order only with CUDA_DEVICE_ORDER=PCI_BUS_ID.
     """
 
     def __init__(
@@ -118,6 +138,8 @@ class NvmlReader:
     ) -> None:
         self.nvml = _load_nvml(nvml)
         nv = self.nvml
+        self.warnings: list[str] = []  # GPUs lost at selection
+        self.notes: list[str] = []  # what the selection means (MIG: whole-GPU energy)
         try:
             nv.nvmlInit()
         except Exception as exc:  # noqa: BLE001 - NVMLError or a missing shared library
@@ -133,13 +155,16 @@ class NvmlReader:
             self.close()
             raise NvmlUnavailable("NVML found no GPUs on this host")
         env = os.environ if env is None else env
-        if gpus is None and env.get("CUDA_VISIBLE_DEVICES") is not None:
-            gpus = _parse_visible_devices(env["CUDA_VISIBLE_DEVICES"])
-            if not gpus:
-                self.close()
-                raise NvmlUnavailable("CUDA_VISIBLE_DEVICES selects no GPU")
         try:
+            if gpus is None and env.get("CUDA_VISIBLE_DEVICES") is not None:
+                gpus = _parse_visible_devices(env["CUDA_VISIBLE_DEVICES"])
+                if not gpus:
+                    raise NvmlUnavailable("CUDA_VISIBLE_DEVICES selects no GPU")
             self.gpus = self._select(count, gpus)
+            if not self.gpus:
+                raise NvmlUnavailable(
+                    "no selected GPU could be opened: " + "; ".join(self.warnings)
+                )
         except Exception:
             self.close()
             raise
@@ -150,35 +175,113 @@ class NvmlReader:
         for gpu in self.gpus:
             self._probe(gpu)
 
-    def _select(self, count: int, wanted: Sequence[int | str] | None) -> list[GpuInfo]:
+    # -- selection: resolve what was asked for, open only that ------------------------------
+
+    def _open_index(self, index: int) -> GpuInfo | None:
         nv = self.nvml
-        every = []
-        for i in range(count):
-            handle = nv.nvmlDeviceGetHandleByIndex(i)
+        try:
+            handle = nv.nvmlDeviceGetHandleByIndex(index)
             name = _text(nv.nvmlDeviceGetName(handle))
             uuid = _text(nv.nvmlDeviceGetUUID(handle))
-            every.append(GpuInfo(index=i, handle=handle, name=name, uuid=uuid))
-        if wanted is None:
-            return every
-        chosen: list[GpuInfo] = []
-        for want in wanted:
-            if isinstance(want, int):
-                if not 0 <= want < count:
-                    raise ValueError(
-                        f"GPU index {want} not found: this host has {count} GPU(s) (0-{count - 1})"
+        except nv.NVMLError as exc:
+            self.warnings.append(f"GPU {index} left out: NVML refused its handle ({exc})")
+            return None
+        return GpuInfo(index=index, handle=handle, name=name, uuid=uuid)
+
+    def _mig_on(self, gpu: GpuInfo) -> bool:
+        get_mode = getattr(self.nvml, "nvmlDeviceGetMigMode", None)
+        if get_mode is None:
+            return False
+        try:
+            current, _pending = get_mode(gpu.handle)
+        except Exception:  # noqa: BLE001 - not supported on this GPU: no MIG
+            return False
+        return bool(current)
+
+    def _by_uuid(self, count: int, want: str) -> GpuInfo | None:
+        """A GPU by its UUID or unique UUID prefix; a MIG-UUID resolves to its parent GPU."""
+        nv = self.nvml
+        by_uuid = getattr(nv, "nvmlDeviceGetHandleByUUID", None)
+        if by_uuid is not None:
+            try:
+                handle = by_uuid(want)
+            except nv.NVMLError:
+                handle = None  # a prefix, or a MIG instance NVML cannot look up: search
+            if handle is not None:
+                if want.startswith("MIG-"):
+                    handle = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+                return self._open_index(int(nv.nvmlDeviceGetIndex(handle)))
+        matches: list[GpuInfo] = []
+        for i in range(count):
+            gpu = self._open_index(i)
+            if gpu is None:
+                continue
+            if want.startswith("MIG-"):
+                if any(u.startswith(want) for u in self._mig_uuids(gpu)):
+                    matches.append(gpu)
+            elif gpu.uuid.startswith(want):
+                matches.append(gpu)
+        if len(matches) != 1:
+            raise ValueError(f"GPU UUID {want!r} matches {len(matches)} GPUs, need one")
+        return matches[0]
+
+    def _mig_uuids(self, gpu: GpuInfo) -> list[str]:
+        nv = self.nvml
+        if not self._mig_on(gpu):
+            return []
+        out = []
+        for i in range(int(nv.nvmlDeviceGetMaxMigDeviceCount(gpu.handle))):
+            try:
+                out.append(
+                    _text(
+                        nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetMigDeviceHandleByIndex(gpu.handle, i))
                     )
-                gpu = every[want]
-            else:
-                matches = [g for g in every if g.uuid.startswith(want)]
-                if len(matches) != 1:
-                    raise ValueError(f"GPU UUID {want!r} matches {len(matches)} GPUs, need one")
-                gpu = matches[0]
-            if gpu not in chosen:
-                chosen.append(gpu)
+                )
+            except nv.NVMLError:
+                continue  # an empty slot
+        return out
+
+    def _select(self, count: int, wanted: Sequence[int | str] | None) -> list[GpuInfo]:
+        if wanted is None:
+            every = [self._open_index(i) for i in range(count)]
+            chosen = [g for g in every if g is not None]
+            by_index = dict.fromkeys(range(count), "")
+        else:
+            chosen = []
+            by_index = {}
+            for want in wanted:
+                if isinstance(want, int):
+                    if not 0 <= want < count:
+                        raise ValueError(
+                            f"GPU index {want} not found: this host has {count} GPU(s) "
+                            f"(0-{count - 1})"
+                        )
+                    if any(g.index == want for g in chosen):
+                        continue
+                    gpu = self._open_index(want)
+                else:
+                    gpu = self._by_uuid(count, want)
+                if gpu is None:
+                    continue
+                by_index.setdefault(gpu.index, want if isinstance(want, str) else "")
+                if all(g.index != gpu.index for g in chosen):
+                    chosen.append(gpu)
+        for gpu in chosen:
+            asked = by_index.get(gpu.index, "")
+            if asked.startswith("MIG-"):
+                self.notes.append(
+                    f"{asked} is a MIG instance of GPU {gpu.index}: NVML measures the whole "
+                    "GPU's power and energy, shared by all its instances"
+                )
+            elif self._mig_on(gpu):
+                self.notes.append(
+                    f"GPU {gpu.index} is in MIG mode: its energy is the whole GPU's, shared by "
+                    "all its MIG instances"
+                )
         return chosen
 
-    def _probe(self, gpu: GpuInfo) -> None:
-        readers: dict[str, Callable[[GpuInfo], float]] = {
+    def readers(self) -> dict[str, Callable[[GpuInfo], float]]:
+        return {
             "energy_mj": self.energy_mj,
             "power_instant_w": self.power_instant_w,
             "power_avg_w": self.power_avg_w,
@@ -189,13 +292,47 @@ class NvmlReader:
             "power_limit_w": self.power_limit_w,
             "throttle_reasons": self.throttle_reasons,
         }
-        for metric, read in readers.items():
-            try:
-                read(gpu)
+
+    def _probe(self, gpu: GpuInfo) -> None:
+        """Which readings this GPU supports. Only NVML's "not supported", "no permission" and
+        "function not found" mark a metric unsupported; another failure is retried, and if it
+        persists the metric stays `pending` (the collector tries it again later) instead of
+        being lost for the whole run."""
+        for metric, read in self.readers().items():
+            for _ in range(PROBE_ATTEMPTS):
+                try:
+                    read(gpu)
+                except Exception as exc:  # noqa: BLE001 - decide below what it means
+                    if _definitive(exc):
+                        gpu.supported[metric] = False
+                        gpu.unsupported_reason[metric] = str(exc) or type(exc).__name__
+                        break
+                    gpu.unsupported_reason[metric] = str(exc) or type(exc).__name__
+                    continue
                 gpu.supported[metric] = True
-            except Exception as exc:  # noqa: BLE001 - unsupported or not permitted: skip it
+                gpu.unsupported_reason.pop(metric, None)
+                break
+            else:
                 gpu.supported[metric] = False
-                gpu.unsupported_reason[metric] = str(exc) or type(exc).__name__
+                gpu.pending.add(metric)
+
+    def retry_pending(self, gpu: GpuInfo) -> bool:
+        """Try the GPU's pending metrics once more; True when any was settled either way."""
+        changed = False
+        for metric in sorted(gpu.pending):
+            try:
+                self.readers()[metric](gpu)
+            except Exception as exc:  # noqa: BLE001 - decide below what it means
+                if _definitive(exc):
+                    gpu.pending.discard(metric)
+                    gpu.unsupported_reason[metric] = str(exc) or type(exc).__name__
+                    changed = True
+                continue
+            gpu.pending.discard(metric)
+            gpu.supported[metric] = True
+            gpu.unsupported_reason.pop(metric, None)
+            changed = True
+        return changed
 
     # -- single readings (raise NVMLError on failure) ------------------------------------
 
@@ -252,6 +389,8 @@ class NvmlReader:
         return {
             "driver_version": self.driver_version,
             "gpus": [g.as_dict() for g in self.gpus],
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
         }
 
     def close(self) -> None:
@@ -290,31 +429,20 @@ class NvmlCollector(PollingCollector):
         self.detail_interval_s = detail_interval_s
         self._detail_every = max(1, round(detail_interval_s / interval_s))
         self._tick = 0
-        r = self.reader
-        fast = (
-            ("energy_mj", r.energy_mj),
-            ("power_instant_w", r.power_instant_w),
-            ("power_avg_w", r.power_avg_w),
+        self._plan = [self._plan_for(g) for g in self.reader.gpus]
+
+    def _plan_for(
+        self, g: GpuInfo
+    ) -> tuple[GpuInfo, str, tuple[tuple[str, Callable[[GpuInfo], float]], ...], ...]:
+        """The bound readers a GPU supports, resolved once so a tick allocates nothing but
+        the Samples themselves."""
+        readers = self.reader.readers()
+        return (
+            g,
+            str(g.index),
+            tuple((m, readers[m]) for m in FAST_METRICS if g.supported.get(m)),
+            tuple((m, readers[m]) for m in DETAIL_METRICS if g.supported.get(m)),
         )
-        detail = (
-            ("util_gpu_pct", r.util_gpu_pct),
-            ("mem_used_bytes", r.mem_used_bytes),
-            ("sm_clock_mhz", r.sm_clock_mhz),
-            ("temp_c", r.temp_c),
-            ("power_limit_w", r.power_limit_w),
-            ("throttle_reasons", r.throttle_reasons),
-        )
-        # Per GPU, the bound readers it supports, resolved once so a tick allocates nothing
-        # but the Samples themselves.
-        self._plan = [
-            (
-                g,
-                str(g.index),
-                tuple((m, f) for m, f in fast if g.supported[m]),
-                tuple((m, f) for m, f in detail if g.supported[m]),
-            )
-            for g in r.gpus
-        ]
 
     @property
     def gpus(self) -> list[GpuInfo]:
@@ -324,6 +452,10 @@ class NvmlCollector(PollingCollector):
         with_detail = self._tick % self._detail_every == 0
         self._tick += 1
         name = self.name
+        if with_detail:
+            for i, entry in enumerate(self._plan):
+                if entry[0].pending and self.reader.retry_pending(entry[0]):
+                    self._plan[i] = self._plan_for(entry[0])
         for gpu, device, fast, detail in self._plan:
             # One stamp per GPU, taken just before its energy counter is read.
             t_ns = clock()

@@ -1,10 +1,14 @@
 """Scrape a Prometheus `/metrics` page (inference server, dcgm-exporter) at an interval.
 
-Parsing is prometheus_client's (`text_string_to_metric_families`), not ours. Sample metric =
+Parsing is prometheus_client's (`text_string_to_metric_families`), not ours, but only of the
+lines that can hold a wanted metric: a regular expression (C speed) picks them out of the page
+first, so a 200 kB vLLM page costs a fraction of a millisecond instead of ~50 ms of CPU on a
+thread that holds the GIL. Sample metric =
 the exposition sample name as that parser gives it (counters always end in `_total`, also
 dcgm-exporter's, e.g. `DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION_total`). Device = the scrape URL,
-plus `#label=value` for labels that tell instances apart (`gpu` for DCGM, `engine` for vLLM
-v1, `dp_rank` for SGLang), e.g. `http://gpu-host:9400/metrics#gpu=0`.
+plus `#label=value` for labels that tell instances apart (`gpu` and, in MIG mode, `GPU_I_ID`
+for DCGM, `engine` for vLLM v1, `dp_rank` for SGLang), e.g.
+`http://gpu-host:9400/metrics#gpu=0` or `...#gpu=0#GPU_I_ID=3`.
 
 `NORMALIZE` maps server-neutral names ("running", "waiting", ...) to each server's metric
 names, so the rest of the code asks one question of any server.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 from collections.abc import Iterable, Mapping
 
@@ -31,6 +36,7 @@ __all__ = [
     "NORMALIZE",
     "PrometheusCollector",
     "canonical_metric",
+    "filter_lines",
     "parse_exposition",
 ]
 
@@ -130,7 +136,7 @@ DEFAULT_METRICS: frozenset[str] = frozenset(_CANONICAL) | {
     "DCGM_FI_DEV_FB_USED",
 }
 
-DEVICE_LABELS = ("gpu", "engine", "dp_rank")
+DEVICE_LABELS = ("gpu", "GPU_I_ID", "engine", "dp_rank")
 # Labels that describe rather than distinguish; dropped from keep_all metric names.
 _NOISE_LABELS = frozenset(
     {"model_name", "model", "Hostname", "UUID", "pci_bus_id", "device", "modelName"}
@@ -152,6 +158,36 @@ def canonical_metric(metric: str) -> str | None:
     return _CANONICAL.get(metric)
 
 
+_FAMILY_SUFFIXES = ("_total", "_created", "_bucket", "_count", "_sum")
+_PATTERNS: dict[frozenset[str], re.Pattern[str]] = {}
+
+
+def _family(name: str) -> str:
+    for suffix in _FAMILY_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _pattern(wanted: frozenset[str]) -> re.Pattern[str]:
+    """A regex for the lines that can hold a wanted sample: its own sample lines (under the
+    name as written, with or without `_total`) and its family's `# TYPE` line, which the parser
+    needs to name counters as it does on the whole page."""
+    pattern = _PATTERNS.get(wanted)
+    if pattern is None:
+        names = {n for w in wanted for n in (w, _family(w))}
+        alt = "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
+        pattern = re.compile(rf"^(?:# TYPE (?:{alt}) .*|(?:{alt})(?:_total)?[{{ \t].*)$", re.M)
+        if len(_PATTERNS) < 64:  # one per distinct keep set; bounded all the same
+            _PATTERNS[wanted] = pattern
+    return pattern
+
+
+def filter_lines(text: str, keep: Iterable[str]) -> str:
+    """The lines of an exposition page that can hold the `keep` samples (see `_pattern`)."""
+    return "\n".join(_pattern(frozenset(keep)).findall(text)) + "\n"
+
+
 def parse_exposition(
     text: str,
     url: str,
@@ -162,6 +198,8 @@ def parse_exposition(
     """Samples from one scrape. keep=None keeps every family (histogram buckets included;
     then labels other than the device ones become part of the metric name)."""
     wanted = None if keep is None else frozenset(keep)
+    if wanted is not None:
+        text = filter_lines(text, wanted)
     out: list[Sample] = []
     for family in text_string_to_metric_families(text):
         for s in family.samples:
