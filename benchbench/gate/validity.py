@@ -1,6 +1,11 @@
 """The validity verdict, given before any comparison: a run that is too short, too full of
 errors, miscounted, or not the same experiment as the other side makes the gate fail with
-its reason (exit 2), never pass silently."""
+its reason (exit 2), never pass silently.
+
+The same experiment includes the server's prompt cache: a run served from a cache an earlier
+run left (a rerun with `--no-salt`, a gateway cache) is faster for that reason alone, so two
+sides whose served-cache shares (benchbench.cache) differ by more than `cache_tolerance`
+cannot be compared. Unknown on either side (the server does not report it) is no verdict."""
 
 from __future__ import annotations
 
@@ -10,6 +15,10 @@ from benchbench.gate.rules import GateConfig
 # Traffic description keys that define the workload's shape (the fingerprint, when present,
 # covers them and more).
 _SHAPE_KEYS = ("workload", "input_len", "output_len", "arrival", "dataset", "trace")
+
+# Default for GateConfig.cache_tolerance / `bench gate --cache-tolerance`: 5 points of the
+# prompt tokens, above the few tokens a chat template and the run's salt share in any run.
+DEFAULT_CACHE_TOLERANCE = 0.05
 
 # Why a run that is not complete cannot be judged, by status.
 _NOT_COMPLETE = {
@@ -31,7 +40,32 @@ def validity_problems(base: SideData, cand: SideData, cfg: GateConfig) -> list[s
     for side, name in ((base, "baseline"), (cand, "candidate")):
         problems += _side_problems(side, name, cfg)
     problems += _pair_problems(base, cand)
+    problems += cache_problems(base, cand, getattr(cfg, "cache_tolerance", DEFAULT_CACHE_TOLERANCE))
     return problems
+
+
+def side_cache_share(side: SideData) -> float | None:
+    """The side's served prompt-cache share: the mean over its runs, None when any run's is
+    unknown."""
+    shares = [getattr(r, "served_cache_share", None) for r in side.runs]
+    if not shares or any(s is None for s in shares):
+        return None
+    return sum(shares) / len(shares)  # type: ignore[arg-type]
+
+
+def cache_problems(base: SideData, cand: SideData, tolerance: float) -> list[str]:
+    """The served-cache check: both shares known and more than ``tolerance`` apart."""
+    a, b = side_cache_share(base), side_cache_share(cand)
+    if a is None or b is None or abs(a - b) <= tolerance + 1e-12:
+        return []
+    warm = "baseline" if a > b else "candidate"
+    return [
+        f"served prompt cache differs: baseline ({base.label}) took {a:.1%} of its prompt "
+        f"tokens from the server's cache, candidate ({cand.label}) {b:.1%}, more than "
+        f"{tolerance * 100:g} points apart (--cache-tolerance): the {warm} was served from "
+        "a cache an earlier run left; rerun it salted (the default, not --no-salt) or on a "
+        "freshly started server"
+    ]
 
 
 def _side_problems(side: SideData, name: str, cfg: GateConfig) -> list[str]:
@@ -86,6 +120,14 @@ def _mismatch(a: RunInfo, b: RunInfo) -> list[str]:
         out.append(
             f"different workload fingerprints ({a.fingerprint[:12]} vs {b.fingerprint[:12]}): "
             "the requests or their schedule differ; use the same seed and traffic flags"
+        )
+    salted_a, salted_b = a.traffic.get("salted"), b.traffic.get("salted")
+    if salted_a is not None and salted_b is not None and salted_a != salted_b:
+        out.append(
+            f"one run's prompts are salted and the other's are not (run {a.run_id}: "
+            f"{'salted' if salted_a else '--no-salt'}, run {b.run_id}: "
+            f"{'salted' if salted_b else '--no-salt'}): only one can be served from an earlier "
+            "run's prompt cache"
         )
     if a.model != b.model:
         out.append(f"different models ({a.model!r} vs {b.model!r})")
