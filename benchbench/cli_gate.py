@@ -3,6 +3,7 @@ benchbench.gate, render, pick the exit code (0 pass, 1 regression, 2 usage or da
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -62,6 +63,16 @@ def gate_command(
         str | None, typer.Option(help="Write JUnit XML here: one test case per rule.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    cache_tolerance: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=100.0,
+            help="Refuse (exit 2) when the share of prompt tokens the server served from its "
+            "prompt cache differs between the sides by more than this many points (both "
+            "known); default 5, or the gate config's cache_tolerance.",
+        ),
+    ] = None,
 ) -> None:
     """Compare a candidate run with a baseline; exit 0 pass, 1 regression, 2 invalid/usage."""
     from benchbench.gate import InvalidComparison, load_gate_config, run_gate
@@ -69,6 +80,8 @@ def gate_command(
 
     with _one_line_errors():
         cfg = load_gate_config(config)
+        if cache_tolerance is not None:  # points on the command line, a fraction in the config
+            cfg = dataclasses.replace(cfg, cache_tolerance=cache_tolerance / 100)
         try:
             result = run_gate(baseline, candidate, db, cfg)
         except InvalidComparison as exc:
