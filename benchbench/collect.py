@@ -3,16 +3,23 @@ their samples into the store during the run, and energy and cost after it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from benchbench.config import RunConfig
 from benchbench.cost import CostInputs, compute_cost
-from benchbench.energy import compute_energy, series_from_rows
+from benchbench.energy import compute_energy, idle_settled, idle_trend_w, series_from_rows
 from benchbench.errors import BenchError
 from benchbench.store import BatchWriter, Store
 from benchbench.urls import redact_url
-from collectors.base import Clock, Collector
+from collectors.base import Clock, Collector, Sample
+
+IDLE_SETTLE_MAX_S = 30.0  # longest wait for idle power to stop falling after earlier load
+IDLE_POLL_S = 0.25
 
 
 @dataclass
@@ -24,13 +31,70 @@ class CollectorSet:
     notes: list[str] = field(default_factory=list)  # one-line facts for the summary
     idle_window: tuple[int, int] | None = None  # absolute clock ns
     load_window: tuple[int, int] | None = None
+    # The energy source rule's outcome: which GPUs are measured and why (one line each), and
+    # GPUs lost at selection (run warnings).
+    source_notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # How the idle baseline went: settled, how long it waited, W in each half of the window.
+    idle_settle: dict[str, Any] | None = None
     _writer: BatchWriter | None = None
 
     @property
     def has_energy_source(self) -> bool:
-        return any(c.name in ("nvml", "agent") for c in self.collectors) or any(
-            "dcgm" in u.lower() or ":9400" in u for u in self.cfg.scrape
-        )
+        """NVML, an agent, or a scraped page that turned out to be dcgm-exporter's (known
+        from its first scrape, which start() takes: whatever its port or URL)."""
+        for c in self.collectors:
+            if c.name in ("nvml", "agent"):
+                return True
+            if c.name == "prometheus" and "dcgm-exporter" in (c.info().get("servers") or []):
+                return True
+        return False
+
+    async def idle_baseline(
+        self, clock: Clock, stop: asyncio.Event, settle_max_s: float = IDLE_SETTLE_MAX_S
+    ) -> None:
+        """The idle phase before load (after start()): sample for `idle_seconds`, then keep
+        sliding that window forward until idle power has stopped falling (its two halves
+        agree: a GPU that just ran a previous point's load cools down for seconds) or
+        `settle_max_s` more have passed. Sets `idle_window` (unless stopped) and
+        `idle_settle`. Samples go to the store as during the run."""
+        idle_s = self.idle_seconds
+        if idle_s <= 0:
+            return
+        t_begin = clock()
+        rows: list[tuple[str, str, int, str, float]] = []
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(IDLE_POLL_S, idle_s))
+            if stop.is_set():
+                return
+            rows.extend(_energy_rows(self._drain_all()))
+            now = clock()
+            if now - t_begin < idle_s * 1e9:
+                continue
+            i0 = now - round(idle_s * 1e9)
+            rows = [r for r in rows if r[2] >= i0 - 2_000_000_000]  # bounded memory
+            first_w, second_w = idle_trend_w(series_from_rows(rows), i0, now)
+            settled = idle_settled(first_w, second_w)
+            waited_s = (now - t_begin) / 1e9 - idle_s
+            if settled or waited_s >= settle_max_s:
+                self.idle_window = (i0, now)
+                self.idle_settle = {
+                    "settled": settled,
+                    "waited_s": round(waited_s, 3),
+                    "first_half_w": round(first_w, 1),
+                    "second_half_w": round(second_w, 1),
+                }
+                return
+
+    def _drain_all(self) -> list[Sample]:
+        out: list[Sample] = []
+        for c in self.collectors:
+            samples = c.drain()
+            if self._writer is not None:
+                self._writer.add_samples(samples)
+            out.extend(samples)
+        return out
 
     @property
     def idle_seconds(self) -> float:
@@ -71,11 +135,19 @@ class CollectorSet:
         return sorted(urls, key=len, reverse=True)  # longest first: no partial replacement
 
     def gpu_names(self) -> list[str]:
+        """Names of the GPUs measured for energy (the cost's GPU count), by the source rule:
+        an agent's GPUs, else dcgm-exporter's, else the local NVML selection."""
+        by_name = {c.name: c.info() for c in self.collectors}
+        agent = by_name.get("agent", {}).get("gpus") or []
+        if agent:
+            return [str(g.get("name")) for g in agent if isinstance(g, dict)]
         for c in self.collectors:
-            if c.name == "nvml":
-                gpus = c.info().get("gpus") or []
-                return [str(g.get("name")) for g in gpus if isinstance(g, dict)]
-        return []
+            if c.name == "prometheus":
+                dcgm = c.info().get("dcgm_gpus") or {}
+                if dcgm:
+                    return [str(g.get("name")) for g in dcgm.values() if isinstance(g, dict)]
+        gpus = by_name.get("nvml", {}).get("gpus") or []
+        return [str(g.get("name")) for g in gpus if isinstance(g, dict)]
 
 
 def cost_inputs(cfg: RunConfig, gpu_names: list[str]) -> CostInputs:
@@ -105,23 +177,84 @@ def validate_prices(cfg: RunConfig) -> None:
         )
 
 
+def _energy_rows(samples: list[Sample]) -> list[tuple[str, str, int, str, float]]:
+    return [(x.collector, x.device, x.t_ns, x.metric, x.value) for x in samples]
+
+
+def endpoint_is_local(endpoint: str | None) -> bool:
+    """Whether the endpoint runs on this host: the built-in simulator (None), localhost or a
+    loopback or unspecified (0.0.0.0, ::) address."""
+    if endpoint is None:
+        return True
+    host = (urlsplit(endpoint).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def local_nvml_reason(cfg: RunConfig) -> tuple[bool, str]:
+    """The energy source rule for local NVML: (use it, why). Explicit sources (--power-agent,
+    a dcgm-exporter --scrape, --gpus) win over implicit local NVML, which is used only for an
+    endpoint on this host or when asked with --gpus."""
+    if not cfg.nvml:
+        return False, "local GPUs not measured (--no-nvml)"
+    if cfg.gpus:
+        return True, f"local GPUs measured: asked with --gpus {cfg.gpus}"
+    if cfg.power_agent:
+        return False, (
+            "local GPUs not measured: --power-agent is the energy source "
+            "(--gpus measures local GPUs as well)"
+        )
+    if endpoint_is_local(cfg.endpoint):
+        where = "the built-in simulator" if cfg.endpoint is None else "an endpoint on this host"
+        return True, f"local GPUs measured: {where} (a --scrape of dcgm-exporter would win)"
+    host = urlsplit(cfg.endpoint or "").hostname or "?"
+    return False, (
+        f"local GPUs not measured: the endpoint ({host}) is not on this host; pass "
+        "--power-agent or --scrape of its dcgm-exporter, or --gpus for local GPUs"
+    )
+
+
 def build_collectors(
     cfg: RunConfig, sim_metrics_url: str | None = None, nvml: Any | None = None
 ) -> CollectorSet:
     """Start nothing yet; decide what can be measured here and say so in one line each.
-    `nvml` replaces the pynvml module (tests pass a fake one)."""
+    `nvml` replaces the pynvml module (tests pass a fake one).
+
+    The energy source rule: --power-agent, then a dcgm-exporter page among --scrape, then
+    local NVML; local NVML runs only when asked (--gpus) or for an endpoint on this host
+    (`local_nvml_reason`). `source_notes` says which GPUs are measured and why."""
     out = CollectorSet(cfg)
-    if cfg.nvml:
+    use_nvml, why = local_nvml_reason(cfg)
+    if use_nvml:
         from collectors.nvml import NvmlCollector, NvmlUnavailable
 
         gpus = [g.strip() for g in cfg.gpus.split(",")] if cfg.gpus else None
         sel = [int(g) if g.isdigit() else g for g in gpus] if gpus else None
         try:
-            out.collectors.append(
-                NvmlCollector(gpus=sel, interval_s=1.0 / cfg.sample_hz, nvml=nvml)
-            )
+            collector = NvmlCollector(gpus=sel, interval_s=1.0 / cfg.sample_hz, nvml=nvml)
         except NvmlUnavailable as exc:
             out.notes.append(f"energy not measured: {exc}")
+            out.source_notes.append(f"local GPUs not measured: {exc}")
+        else:
+            out.collectors.append(collector)
+            names = ", ".join(f"{g.index} ({g.name})" for g in collector.gpus)
+            out.source_notes.append(why.replace("local GPUs", f"local GPU(s) {names}", 1))
+            out.source_notes.extend(collector.reader.notes)
+            out.warnings.extend(collector.reader.warnings)
+    else:
+        out.source_notes.append(why)
+        if not cfg.power_agent and not cfg.scrape:
+            out.notes.append(f"energy not measured: {why}")
+    if cfg.power_agent:
+        out.source_notes.append(
+            f"energy from the power agent at {redact_url(cfg.power_agent.rstrip('/'))}: "
+            "its GPUs are measured"
+        )
     if cfg.power_agent:
         from collectors.agent import AgentCollector
 
