@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,10 @@ from benchbench.config import RunConfig
 from benchbench.cost import CostInputs, compute_cost
 from benchbench.energy import compute_energy, idle_settled, idle_trend_w, series_from_rows
 from benchbench.errors import BenchError
+from benchbench.results import Cost, Energy, RunResults
 from benchbench.store import BatchWriter, Store
 from benchbench.urls import redact_url
+from benchbench.window import Window, store_window
 from collectors.base import Clock, Collector, Sample
 
 IDLE_SETTLE_MAX_S = 30.0  # longest wait for idle power to stop falling after earlier load
@@ -297,126 +300,113 @@ def poll_timeouts(cfg: RunConfig, interval_s: float) -> tuple[float, float]:
     return silence_s, max(total_s, min(silence_s, cfg.request_timeout_s))
 
 
-def measurement_window(store: Store, run_id: int) -> tuple[int, int] | None:
-    """Steady state: from the first measured send to the last measured send, so warm-up and
-    the drain tail (load falling off after sending stops) are out. Falls back to the last
-    completion when every request was sent at once."""
-    row = store.con.execute(
-        """SELECT min(sent_ns), max(sent_ns), max(coalesce(closed_ns, last_token_ns))
-           FROM requests WHERE run_id = ? AND NOT warmup""",
+def window_tokens(con: Any, run_id: int) -> tuple[int, int, int]:
+    """(output tokens, input tokens, requests) of the ok, measured requests: everything the
+    measurement window holds (benchbench.window), the summary's own counts."""
+    row = con.execute(
+        """SELECT coalesce(sum(output_tokens), 0), coalesce(sum(input_tokens), 0), count(*)
+           FROM requests WHERE run_id = ? AND error_kind IS NULL AND NOT warmup""",
         [run_id],
     ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    t0, last_sent, last_done = row
-    span_sent = last_sent - t0
-    span_all = (last_done or last_sent) - t0
-    t1 = last_sent if span_sent >= 0.5 * span_all and span_sent > 0 else (last_done or last_sent)
-    return (int(t0), int(t1)) if t1 > t0 else None
-
-
-def tokens_in_window(store: Store, run_id: int, t0: int, t1: int) -> tuple[int, int, int]:
-    """(output tokens, input tokens, requests) produced inside the window: each ok request's
-    server-reported output tokens, in proportion to its token events inside the window."""
-    row = store.con.execute(
-        """WITH ev AS (
-               SELECT idx, count(*) FILTER (WHERE t_ns BETWEEN ? AND ?) AS inside, count(*) AS n
-               FROM token_events WHERE run_id = ? GROUP BY idx)
-           SELECT coalesce(sum(r.output_tokens * ev.inside / ev.n), 0),
-                  coalesce(sum(r.input_tokens) FILTER (WHERE r.first_token_ns BETWEEN ? AND ?), 0),
-                  count(*) FILTER (WHERE r.last_token_ns BETWEEN ? AND ?)
-           FROM requests r JOIN ev USING (idx)
-           WHERE r.run_id = ? AND r.error_kind IS NULL AND NOT r.warmup""",
-        [t0, t1, run_id, t0, t1, t0, t1, run_id],
-    ).fetchone()
     assert row is not None
-    return int(round(row[0])), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def energy_and_cost(
-    store: Store, run_id: int, cfg: RunConfig, cs: CollectorSet, origin_ns: int
-) -> dict[str, Any]:
-    """Energy and cost over the measurement window, as stored in runs.extra."""
-    window = measurement_window(store, run_id)
-    result: dict[str, Any] = {"collectors": cs.info()}
+    store: Store, run_id: int, cfg: RunConfig, cs: CollectorSet, origin_ns: int,
+    window: Window | None,
+) -> tuple[Energy, Cost]:  # fmt: skip
+    """Energy and cost over the run's measurement window (benchbench.window.store_window)."""
+    idle = None
+    if cs.idle_window is not None:
+        idle = (cs.idle_window[0] - origin_ns, cs.idle_window[1] - origin_ns)
+    reason = next((n for n in cs.notes if n.startswith("energy")), None)
+    energy = window_energy(store.con, run_id, window, idle, reason)
+    try:
+        inputs: CostInputs | str = cost_inputs(cfg, cs.gpu_names())
+    except ValueError as exc:  # e.g. --gpu-price without --gpu-count and no GPU detected
+        inputs = f"cost not computed: {exc}"
+    return energy, window_cost(store.con, run_id, window, inputs, energy)
+
+
+def window_energy(
+    con: Any, run_id: int, window: Window | None, idle_window_ns: tuple[int, int] | None,
+    reason: str | None = None,
+) -> Energy:  # fmt: skip
+    """GPU energy over the window from the run's stored samples; `reason` says why when
+    there are none (e.g. NVML unavailable)."""
     if window is None:
-        result["energy"] = {"unavailable": "no measured requests"}
-        result["cost"] = {"unavailable": "no measured requests"}
-        return result
-    t0, t1 = window
-    store.update_run(run_id, window_start_ns=t0, window_end_ns=t1)
-    out_tok, in_tok, reqs = tokens_in_window(store, run_id, t0, t1)
-    window_s = (t1 - t0) / 1e9
-    rows = store.con.execute(
+        return Energy(unavailable="no measured requests")
+    out_tok, in_tok, _ = window_tokens(con, run_id)
+    rows = con.execute(
         """SELECT collector, device, t_ns, metric, value FROM samples
            WHERE run_id = ? AND collector IN ('nvml', 'agent', 'prometheus')""",
         [run_id],
     ).fetchall()
-    idle = None
-    if cs.idle_window is not None:
-        idle = (cs.idle_window[0] - origin_ns, cs.idle_window[1] - origin_ns)
-    energy = compute_energy(series_from_rows(rows), t0, t1, out_tok, in_tok, idle)
-    if energy is None:
-        reason = next((n for n in cs.notes if n.startswith("energy")), None)
-        result["energy"] = {
-            "unavailable": reason or "energy not measured: no GPU energy or power samples"
-        }
-        kwh = None
-    else:
-        result["energy"] = {
-            "source": energy.source,
-            "window_s": energy.window_s,
-            "window_start_ns": t0,
-            "window_end_ns": t1,
-            "idle_window_ns": list(idle) if idle else None,
-            "gross_j": energy.gross_j,
-            "net_j": energy.net_j,
-            "idle_w": energy.idle_w,
-            "avg_power_w": energy.avg_w_total,
-            "avg_power_w_per_gpu": energy.avg_w_per_gpu,
-            "gpus": [d.device for d in energy.devices],
-            "output_tokens": energy.output_tokens,
-            "input_tokens": energy.input_tokens,
-            "j_per_output_token": energy.j_per_output_token,
-            "j_per_token": energy.j_per_token,
-            "net_j_per_output_token": energy.net_j_per_output_token,
-            "kwh_per_1m_output_tokens": energy.kwh_per_1m_output_tokens,
-            "output_tokens_per_j": energy.output_tokens_per_j,
-            "tokens_per_j": energy.tokens_per_j,
-            "warnings": list(energy.warnings),
-            # A collector that died mid-run leaves a window its samples do not cover: the
-            # figures are then lower bounds, and the gate and reports must say so.
-            "partial": any("cover only" in w for w in energy.warnings),
-        }
-        kwh = energy.gross_kwh
-    try:
-        inputs = cost_inputs(cfg, cs.gpu_names())
-    except ValueError as exc:  # e.g. --gpu-price without --gpu-count and no GPU detected
-        result["cost"] = {"unavailable": f"cost not computed: {exc}"}
-        return result
-    cost = compute_cost(inputs, window_s, out_tok, in_tok, reqs, kwh)
+    result = compute_energy(
+        series_from_rows(rows), window.start_ns, window.end_ns, out_tok, in_tok, idle_window_ns
+    )
+    if result is None:
+        return Energy(unavailable=reason or "energy not measured: no GPU energy or power samples")
+    return Energy.from_result(result, idle_window_ns)
+
+
+def window_cost(
+    con: Any, run_id: int, window: Window | None, inputs: CostInputs | str, energy: Energy
+) -> Cost:
+    """Cost over the window at `inputs` (or the reason no price applies)."""
+    if window is None:
+        return Cost(unavailable="no measured requests")
+    if isinstance(inputs, str):
+        return Cost(unavailable=inputs)
+    out_tok, in_tok, reqs = window_tokens(con, run_id)
+    kwh = energy.gross_j / 3.6e6 if energy.gross_j is not None else None
+    cost = compute_cost(inputs, window.seconds, out_tok, in_tok, reqs, kwh)
     if cost.source is None and cost.energy_cost_usd is None:
-        result["cost"] = {
-            "unavailable": "cost not computed: no price known (pass --gpu-price, "
+        return Cost(
+            unavailable="cost not computed: no price known (pass --gpu-price, "
             "--instance-price with --gpu-count, or --input-price/--output-price)"
-        }
-    else:
-        result["cost"] = {
-            "price_source": cost.source,
-            "usd_per_hour": cost.usd_per_hour,
-            "usd_per_gpu_hour": cost.usd_per_gpu_hour,
-            "window_usd": cost.window_usd,
-            "window_s": window_s,
-            "usd_per_1m_output_tokens": cost.usd_per_1m_output_tokens,
-            "usd_per_1m_total_tokens": cost.usd_per_1m_tokens,
-            "usd_per_request": cost.usd_per_request,
-            "energy_kwh": cost.energy_kwh,
-            "energy_cost_usd": cost.energy_cost_usd,
-            "energy_usd_per_1m_output_tokens": cost.energy_usd_per_1m_output_tokens,
-            "kwh_price_usd": cfg.kwh_price,
-            "pue": cfg.pue,
-            "output_tokens": out_tok,
-            "input_tokens": in_tok,
-            "notes": list(cost.notes),
-        }
-    return result
+        )
+    return Cost(
+        price_source=cost.source,
+        usd_per_hour=cost.usd_per_hour,
+        usd_per_gpu_hour=cost.usd_per_gpu_hour,
+        window_usd=cost.window_usd,
+        window_s=window.seconds,
+        usd_per_1m_output_tokens=cost.usd_per_1m_output_tokens,
+        usd_per_1m_total_tokens=cost.usd_per_1m_tokens,
+        usd_per_request=cost.usd_per_request,
+        energy_kwh=cost.energy_kwh,
+        energy_cost_usd=cost.energy_cost_usd,
+        energy_usd_per_1m_output_tokens=cost.energy_usd_per_1m_output_tokens,
+        kwh_price_usd=inputs.kwh_price_usd,
+        pue=inputs.pue,
+        output_tokens=out_tok,
+        input_tokens=in_tok,
+        notes=tuple(cost.notes),
+    )
+
+
+def run_results(
+    store: Store, run_id: int, cfg: RunConfig, cs: CollectorSet, origin_ns: int,
+    parts: RunResults,
+) -> RunResults:  # fmt: skip
+    """A settled run's results: `parts` (outcome, books, client, traffic and the run's own
+    warnings) completed with the measurement window (stored here), energy, cost and the
+    server view over it, the collectors' facts, and each section's warnings copied once into
+    the run's list. Store it with benchbench.results.write_results."""
+    from benchbench.server_view import server_view
+
+    window = store_window(store, run_id)
+    energy, cost = energy_and_cost(store, run_id, cfg, cs, origin_ns, window)
+    ideal = parts.traffic.get("ideal_prefix_hit")
+    server = server_view(store, run_id, window, ideal_prefix_hit=ideal)
+    collectors = cs.info()
+    warnings = list(parts.warnings) + list(server.warnings) + list(energy.warnings)
+    for name, info in collectors.items():
+        if info.get("degraded"):
+            warnings.append(f"collector {name} degraded: {info['degraded']}")
+    return dataclasses.replace(
+        parts, energy=energy, cost=cost, server=server, collectors=collectors,
+        warnings=tuple(warnings),
+    )  # fmt: skip

@@ -8,21 +8,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from benchbench.catalogue import DISTRIBUTION_METRICS, INTENDED_METRICS, METRICS
 from benchbench.live import LiveStats
 from benchbench.metrics import Distribution, RunSummary
-
-_DIST_ROWS = [
-    ("TTFT", "ttft_ms"),
-    ("TTFT (intended)", "ttft_intended_ms"),
-    ("TPOT", "tpot_ms"),
-    ("NTPOT", "ntpot_ms"),
-    ("chunk gap", "chunk_gap_ms"),
-    ("E2E", "e2e_ms"),
-    ("E2E (intended)", "e2e_intended_ms"),
-    ("schedule lag", "schedule_lag_ms"),
-    ("input tok", "input_tokens"),
-    ("output tok", "output_tokens"),
-]
+from benchbench.results import Cost, Energy, ServerView
 
 
 def live_line(stats: LiveStats, now_ns: int) -> Text:
@@ -68,7 +57,7 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
         head.add_row("books", books)
     if s.errors_by_kind:
         head.add_row("errors", ", ".join(f"{k} {v}" for k, v in s.errors_by_kind.items()))
-    head.add_row("window", f"{s.window_s:.2f} s")
+    head.add_row("window", window_line(s))
     head.add_row(
         "throughput",
         f"{_fmt(s.output_tok_s)} output tok/s, {_fmt(s.total_tok_s)} total tok/s, "
@@ -94,10 +83,11 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             else ""
         ),
     )
-    for key, label in (("energy", "energy"), ("cost", "cost")):
-        if key in s.extra and s.extra[key]:
-            head.add_row(label, _extra_line(key, s.extra[key]))
-    for label, line in server_lines(s.extra.get("server")):
+    if s.results.energy is not None:
+        head.add_row("energy", energy_line(s.results.energy))
+    if s.results.cost is not None:
+        head.add_row("cost", cost_line(s.results.cost))
+    for label, line in server_lines(s.results.server):
         head.add_row(label, Text(line))
     if s.goodput:
         g = s.goodput
@@ -106,7 +96,7 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             f"{_fmt(g['goodput_rps'], 2)} req/s ({g['good_requests']}/{g['requests']} met every "
             f"SLO); SLOs {'met' if g['all_met'] else 'NOT met'}",
         )
-    for w in s.extra.get("warnings") or []:
+    for w in s.warnings:
         head.add_row("[yellow]warning[/]", Text(str(w)))
     parts.append(head)
 
@@ -114,10 +104,11 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     table.add_column("metric", no_wrap=True)
     for col in ("n", "mean", "p50", "p90", "p95", "p99", "max"):
         table.add_column(col, justify="right")
-    for label, key in _DIST_ROWS:
+    for key in DISTRIBUTION_METRICS:
         d: Distribution | None = s.distributions.get(key)
-        if d is None or d.n == 0:
+        if d is None or d.n == 0 or (key in INTENDED_METRICS and not s.open_loop):
             continue
+        label = METRICS[key].label
         digits = 0 if key.endswith("tokens") else 2
         table.add_row(
             label,
@@ -125,13 +116,10 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             *(_fmt(d.get(stat), digits) for stat in ("mean", "p50", "p90", "p95", "p99", "max")),
         )
     parts.append(table)
-    parts.append(
-        Text(
-            "latencies: ok requests after warm-up; (intended): from the planned send time; "
-            "schedule lag: every sent request",
-            style="dim",
-        )
-    )
+    legend = "latencies: ok requests after warm-up"
+    if s.open_loop:
+        legend += "; (intended): from the planned send time; schedule lag: every sent request"
+    parts.append(Text(legend, style="dim"))
     return Group(*parts)
 
 
@@ -142,8 +130,8 @@ def books_line(s: RunSummary) -> Text | None:
     """The runner's count of sent requests beside the rows the store holds (warm-up
     included): red when they differ, or when the runner's count was never written."""
     stored = s.sent + s.warmup
-    counts = s.extra.get("books") or s.extra.get("outcome")
-    sent = counts.get("sent") if isinstance(counts, dict) else None
+    counts = s.results.books or s.results.outcome
+    sent = counts.sent if counts is not None else None
     if not isinstance(sent, int):
         if s.status == "abandoned":
             return Text(
@@ -160,33 +148,42 @@ def books_line(s: RunSummary) -> Text | None:
     return Text(f"the client sent {sent} requests, the store holds {stored}")
 
 
-def _extra_line(key: str, d: dict[str, Any]) -> str:
-    if key == "energy":
-        if d.get("unavailable"):
-            return str(d["unavailable"])
-        return ("PARTIAL (samples do not cover the window): " if d.get("partial") else "") + (
-            f"{_fmt(d.get('j_per_output_token'), 3)} J/output token, "
-            f"{_fmt(d.get('avg_power_w'), 0)} W avg, {_fmt(d.get('gross_j'), 0)} J gross "
-            f"({d.get('source', '?')})"
-        )
-    if d.get("unavailable"):
-        return str(d["unavailable"])
-    return (
-        f"${_fmt(d.get('usd_per_1m_output_tokens'), 3)} per 1M output tokens, "
-        f"${_fmt(d.get('usd_per_1m_total_tokens'), 3)} per 1M total ({d.get('price_source', '?')})"
+def window_line(s: RunSummary) -> str:
+    """The window's length and definition; the drain tail when it is a noticeable part."""
+    line = f"{s.window_s:.2f} s ({s.window_definition})"
+    if s.drain_s and s.window_s and s.drain_s >= 0.05 * s.window_s:
+        line += f", of which {s.drain_s:.2f} s drain after the last send"
+    return line
+
+
+def energy_line(e: Energy) -> str:
+    if e.unavailable:
+        return e.unavailable
+    return ("PARTIAL (samples do not cover the window): " if e.partial else "") + (
+        f"{_fmt(e.j_per_output_token, 3)} J/output token, "
+        f"{_fmt(e.avg_power_w, 0)} W avg, {_fmt(e.gross_j, 0)} J gross ({e.source or '?'})"
     )
 
 
-def server_lines(d: dict[str, Any] | None) -> list[tuple[str, str]]:
+def cost_line(c: Cost) -> str:
+    if c.unavailable:
+        return c.unavailable
+    return (
+        f"${_fmt(c.usd_per_1m_output_tokens, 3)} per 1M output tokens, "
+        f"${_fmt(c.usd_per_1m_total_tokens, 3)} per 1M total ({c.price_source or '?'})"
+    )
+
+
+def server_lines(d: ServerView | None) -> list[tuple[str, str]]:
     """Two compact lines per scraped server: its token counts and throughput beside the
     client's, then its queue, KV cache and prefix-cache hits (beside the workload's ideal)."""
-    if not d:
+    if d is None:
         return []
-    if d.get("unavailable"):
-        return [("server", str(d["unavailable"]))]
-    ideal = d.get("ideal_prefix_hit")
+    if d.unavailable:
+        return [("server", d.unavailable)]
+    ideal = d.ideal_prefix_hit
     out = []
-    for v in d.get("servers") or ():
+    for v in d.servers:
         name = f"{v.get('server', '?')} {v.get('url', '')}"
         if v.get("generation_tokens") is None:
             tokens = "token counters not exposed"

@@ -11,6 +11,10 @@ from typing import Any
 
 import duckdb
 
+from benchbench.catalogue import Metric, MetricNameError, parse_metric
+from benchbench.results import RunResults, load_results
+from benchbench.window import DEFINITION, load_window
+
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 
 # One row per request with its derived latencies (ms). ok = no error kind.
@@ -78,6 +82,9 @@ class Distribution:
 
 @dataclass(slots=True)
 class RunSummary:
+    """A run's figures. Every rate divides by the one measurement window (`window`,
+    benchbench.window: its definition is named in `window_definition`)."""
+
     run_id: int
     status: str
     sent: int
@@ -87,6 +94,8 @@ class RunSummary:
     warmup: int
     errors_by_kind: dict[str, int]
     window_s: float
+    window_definition: str
+    drain_s: float | None  # last measured send -> last completion, inside the window
     output_tokens: int
     input_tokens: int
     output_tok_s: float | None
@@ -97,8 +106,23 @@ class RunSummary:
     mean_concurrency: float | None
     distributions: dict[str, Distribution]
     token_truth: dict[str, Any]
+    load_mode: str | None = None
     goodput: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    results: RunResults = field(default_factory=RunResults)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.results.warnings
+
+    @property
+    def open_loop(self) -> bool:
+        """Planned send times exist (open loop, trace replay): the (intended) rows apply."""
+        return self.distributions["schedule_lag_ms"].n > 0
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The stored results as plain data (read-only; for `--json` and older callers)."""
+        return self.results.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,73 +179,82 @@ def summarize(
     con: duckdb.DuckDBPyConnection, run_id: int, slos: dict[str, float] | None = None
 ) -> RunSummary:
     run = con.execute(
-        "SELECT status, requested_rate, extra FROM runs WHERE run_id = ?", [run_id]
+        "SELECT status, requested_rate, load_mode FROM runs WHERE run_id = ?", [run_id]
     ).fetchone()
     if run is None:
         raise KeyError(run_id)
-    status, requested_rate, extra_json = run
+    status, requested_rate, load_mode = run
+    window = load_window(con, run_id)
+    window_s = window.seconds if window else 0.0
+    c = _counts(con, run_id)
+    summary = RunSummary(
+        run_id=run_id,
+        status=status,
+        sent=c["sent"],
+        ok=c["ok"],
+        errored=c["errored"],
+        cancelled=c["cancelled"],
+        warmup=c["warmup"],
+        errors_by_kind=c["kinds"],
+        window_s=window_s,
+        window_definition=window.definition if window else DEFINITION,
+        drain_s=window.drain_s if window else None,
+        output_tokens=c["out_tok"],
+        input_tokens=c["in_tok"],
+        output_tok_s=c["out_tok"] / window_s if window_s else None,
+        total_tok_s=(c["out_tok"] + c["in_tok"]) / window_s if window_s else None,
+        requests_s=c["ok"] / window_s if window_s else None,
+        achieved_rate=c["achieved"],
+        requested_rate=requested_rate,
+        mean_concurrency=(c["busy_ns"] / 1e9) / window_s if window_s and c["busy_ns"] else None,
+        distributions=_distributions(con, run_id),
+        token_truth=token_truth(con, run_id),
+        load_mode=load_mode,
+        results=load_results(con, run_id),
+    )
+    if slos:
+        summary.goodput = goodput(con, run_id, slos, window_s, summary)
+    return summary
+
+
+def _distributions(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Distribution]:
+    dists = {name: distribution(con, run_id, name) for name in DISTRIBUTIONS}
+    dists["chunk_gap_ms"] = chunk_gaps(con, run_id)
+    return dists
+
+
+def _counts(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
+    """The books of the measured requests; tokens of the ok ones (all inside the window)."""
     rel = request_rows(con, run_id)
-    counts = con.execute(
+    row = con.execute(
         f"""SELECT count(*),
                    count(*) FILTER (WHERE ok AND NOT warmup),
                    count(*) FILTER (WHERE NOT ok AND error_kind <> 'cancelled' AND NOT warmup),
                    count(*) FILTER (WHERE error_kind = 'cancelled' AND NOT warmup),
                    count(*) FILTER (WHERE warmup),
                    min(sent_ns) FILTER (WHERE NOT warmup),
-                   max(coalesce(closed_ns, last_token_ns, sent_ns)) FILTER (WHERE NOT warmup),
                    max(sent_ns) FILTER (WHERE NOT warmup),
-                   count(*) FILTER (WHERE NOT warmup),
                    coalesce(sum(output_tokens) FILTER (WHERE ok AND NOT warmup), 0),
                    coalesce(sum(input_tokens) FILTER (WHERE ok AND NOT warmup), 0),
                    sum(coalesce(closed_ns, last_token_ns, sent_ns) - sent_ns)
                        FILTER (WHERE NOT warmup)
             FROM {rel}"""
     ).fetchone()
-    assert counts is not None
-    (total, ok, errored, cancelled, warm, t0, t1, last_sent, measured, out_tok, in_tok, busy_ns) = (
-        counts
-    )
-    window_s = (t1 - t0) / 1e9 if t0 is not None and t1 is not None and t1 > t0 else 0.0
-    kinds = dict(
-        con.execute(
-            f"""SELECT error_kind, count(*) FROM {rel}
-                WHERE error_kind IS NOT NULL AND NOT warmup GROUP BY 1 ORDER BY 2 DESC"""
-        ).fetchall()
-    )
-    dists = {name: distribution(con, run_id, name) for name in DISTRIBUTIONS}
-    dists["chunk_gap_ms"] = chunk_gaps(con, run_id)
-    achieved = (
-        (measured - 1) / ((last_sent - t0) / 1e9)
-        if measured and measured > 1 and last_sent is not None and last_sent > t0
-        else None
-    )
-    import json
-
-    summary = RunSummary(
-        run_id=run_id,
-        status=status,
-        sent=int(total) - int(warm),
-        ok=int(ok),
-        errored=int(errored),
-        cancelled=int(cancelled),
-        warmup=int(warm),
-        errors_by_kind={str(k): int(v) for k, v in kinds.items()},
-        window_s=window_s,
-        output_tokens=int(out_tok),
-        input_tokens=int(in_tok),
-        output_tok_s=out_tok / window_s if window_s else None,
-        total_tok_s=(out_tok + in_tok) / window_s if window_s else None,
-        requests_s=ok / window_s if window_s else None,
-        achieved_rate=achieved,
-        requested_rate=requested_rate,
-        mean_concurrency=(busy_ns / 1e9) / window_s if window_s and busy_ns else None,
-        distributions=dists,
-        token_truth=token_truth(con, run_id),
-        extra=json.loads(extra_json) if extra_json else {},
-    )
-    if slos:
-        summary.goodput = goodput(con, run_id, slos, window_s, summary)
-    return summary
+    assert row is not None
+    total, ok, errored, cancelled, warm, t0, last_sent, out_tok, in_tok, busy_ns = row
+    measured = int(total) - int(warm)
+    kinds = con.execute(
+        f"""SELECT error_kind, count(*) FROM {rel}
+            WHERE error_kind IS NOT NULL AND NOT warmup GROUP BY 1 ORDER BY 2 DESC"""
+    ).fetchall()
+    achieved = None
+    if measured > 1 and last_sent is not None and last_sent > t0:
+        achieved = (measured - 1) / ((last_sent - t0) / 1e9)
+    return {
+        "sent": measured, "ok": int(ok), "errored": int(errored), "cancelled": int(cancelled),
+        "warmup": int(warm), "kinds": {str(k): int(v) for k, v in kinds},
+        "out_tok": int(out_tok), "in_tok": int(in_tok), "busy_ns": busy_ns, "achieved": achieved,
+    }  # fmt: skip
 
 
 def token_truth(con: duckdb.DuckDBPyConnection, run_id: int, tolerance: float = 0.02) -> dict:
@@ -276,25 +309,44 @@ def _malformed_usage(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
     return int(row[0]) if row else 0
 
 
-_SLO_KEYS = {"ttft": "ttft_ms", "tpot": "tpot_ms", "e2e": "e2e_ms", "ntpot": "ntpot_ms"}
-
-
 def parse_slos(text: str) -> dict[str, float]:
-    """`ttft_p99_ms=500,tpot_p99_ms=50` -> {"ttft_p99_ms": 500.0, ...}."""
+    """`ttft_p99_ms=500,tpot_ms.p99=50` -> {"ttft_p99_ms": 500.0, ...}. Each name goes through
+    the catalogue: a per-request metric with a statistic, else MetricNameError."""
     out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
-        metric = key.split("_")[0]
-        if not sep or metric not in _SLO_KEYS or not key.endswith("_ms"):
-            raise ValueError(
-                f"bad SLO {part!r}: use METRIC_pNN_ms=VALUE with METRIC one of "
-                f"{', '.join(_SLO_KEYS)}, e.g. ttft_p99_ms=500"
+        if not sep:
+            raise MetricNameError(
+                f"bad SLO {part!r}: use METRIC_STAT_ms=VALUE, e.g. ttft_p99_ms=500"
+            )
+        metric = parse_metric(key)
+        if metric.name not in DISTRIBUTIONS or metric.name == "schedule_lag_ms":
+            raise MetricNameError(
+                f"bad SLO {part!r}: an SLO bounds a per-request latency, one of "
+                f"{', '.join(m for m in SLO_METRICS)} (e.g. ttft_p99_ms=500)"
             )
         try:
-            out[key] = float(value)
+            out[key.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"bad SLO value in {part!r}: expected a number of ms") from None
+            raise MetricNameError(
+                f"bad SLO value in {part!r}: expected a number of {metric.unit}"
+            ) from None
     return out
+
+
+SLO_METRICS = ("ttft_ms", "tpot_ms", "ntpot_ms", "e2e_ms", "ttft_intended_ms", "e2e_intended_ms")
+
+
+def statistic(con: duckdb.DuckDBPyConnection, run_id: int, metric: Metric) -> float | None:
+    """Any statistic of a distribution (p99.9 too) over its population."""
+    expr, where, _ = DISTRIBUTIONS[metric.name]
+    agg = {"mean": "avg(x)", "max": "max(x)"}.get(
+        metric.stat or "", f"quantile_cont(x, {metric.quantile})"
+    )
+    row = con.execute(
+        f"SELECT {agg} FROM (SELECT {expr} AS x FROM {request_rows(con, run_id)} WHERE {where})"
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def goodput(
@@ -304,20 +356,18 @@ def goodput(
     window_s: float,
     summary: RunSummary,
 ) -> dict[str, Any]:
-    """Requests/s that met every per-request threshold; errors count in the denominator.
-    Percentile SLOs are also checked against the run's distributions."""
+    """Requests/s (over the measurement window) that met every per-request threshold; errors
+    count in the denominator. Each SLO's statistic is also checked over the run."""
     conds = []
     checks: dict[str, dict[str, Any]] = {}
     for key, limit in slos.items():
-        parts = key.split("_")
-        col = _SLO_KEYS[parts[0]]
-        conds.append(f"coalesce({col}, 0) <= {float(limit)}")
-        stat = parts[1] if len(parts) == 3 and parts[1].startswith("p") else "p99"
-        stat = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "pmax": "max"}.get(
-            stat, "p99"
-        )
-        value = summary.distributions[col].get(stat)
-        checks[key] = {"limit": limit, "value": value, "met": value is not None and value <= limit}
+        metric = parse_metric(key)
+        conds.append(f"coalesce({DISTRIBUTIONS[metric.name][0]}, 0) <= {float(limit)}")
+        value = statistic(con, run_id, metric)
+        checks[key] = {
+            "metric": metric.key, "limit": limit, "value": value,
+            "met": value is not None and value <= limit,
+        }  # fmt: skip
     row = con.execute(
         f"""SELECT count(*) FILTER (WHERE ok AND {" AND ".join(conds)}), count(*)
             FROM {request_rows(con, run_id)} WHERE NOT warmup"""

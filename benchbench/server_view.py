@@ -20,16 +20,16 @@ which reads them from the store.
 from __future__ import annotations
 
 import bisect
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from benchbench.collect import tokens_in_window
 from benchbench.energy import reset_corrected
+from benchbench.results import ServerView, load_results
 from benchbench.store import Store
+from benchbench.window import Window, load_window, tokens_in_window
 from collectors.prometheus import AGGREGATE, NORMALIZE, canonical_metric
 
 __all__ = [
@@ -302,32 +302,6 @@ def _client_prompt_range(store: Store, run_id: int, t0_ns: int, t1_ns: int) -> t
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def _resolve_window(store: Store, run_id: int) -> tuple[tuple[int, int] | None, str]:
-    row = store.con.execute(
-        "SELECT window_start_ns, window_end_ns FROM runs WHERE run_id = ?", [run_id]
-    ).fetchone()
-    if row and row[0] is not None and row[1] is not None and row[1] > row[0]:
-        return (int(row[0]), int(row[1])), "measurement window"
-    row = store.con.execute(
-        """SELECT min(sent_ns), max(coalesce(closed_ns, last_token_ns, sent_ns))
-           FROM requests WHERE run_id = ?""",
-        [run_id],
-    ).fetchone()
-    if row and row[0] is not None and row[1] > row[0]:
-        return (int(row[0]), int(row[1])), "whole run"
-    return None, "whole run"
-
-
-def _stored_ideal(store: Store, run_id: int) -> float | None:
-    row = store.con.execute("SELECT extra FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    try:
-        extra = json.loads(row[0]) if row and row[0] else {}
-        value = (extra.get("traffic") or {}).get("ideal_prefix_hit")
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, int | float) else None
-
-
 def _warmup_overlap(store: Store, run_id: int, t0_ns: int, t1_ns: int) -> int:
     row = store.con.execute(
         """SELECT count(*) FROM requests WHERE run_id = ? AND warmup
@@ -340,18 +314,17 @@ def _warmup_overlap(store: Store, run_id: int, t0_ns: int, t1_ns: int) -> int:
 def server_view(
     store: Store,
     run_id: int,
-    window: tuple[int, int] | None = None,
+    window: Window | None = None,
     *,
     ideal_prefix_hit: float | None = None,
-) -> dict[str, Any]:
-    """runs.extra["server"]: each scraped server's figures over `window` (default: the run's
-    stored measurement window, else the whole run) beside the client's. `ideal_prefix_hit`
-    defaults to the stored runs.extra["traffic"]["ideal_prefix_hit"]."""
-    basis = "given window"
+) -> ServerView:
+    """Each scraped server's figures over the run's measurement window (default: the stored
+    one) beside the client's. `ideal_prefix_hit` defaults to the stored traffic plan's."""
     if window is None:
-        window, basis = _resolve_window(store, run_id)
+        window = load_window(store.con, run_id)
     if ideal_prefix_hit is None:
-        ideal_prefix_hit = _stored_ideal(store, run_id)
+        ideal = load_results(store.con, run_id).traffic.get("ideal_prefix_hit")
+        ideal_prefix_hit = float(ideal) if isinstance(ideal, int | float) else None
     names = ",".join(f"'{m}'" for m in server_metric_names())
     rows = store.con.execute(
         f"""SELECT device, t_ns, metric, value FROM samples
@@ -361,13 +334,13 @@ def server_view(
     ).fetchall()
     servers = group_rows(rows)
     if not servers:
-        return {
-            "unavailable": "no server metrics scraped (pass --scrape with the server's /metrics "
+        return ServerView(
+            unavailable="no server metrics scraped (pass --scrape with the server's /metrics "
             "URL: vLLM, SGLang, TGI and llama.cpp are understood)"
-        }
+        )
     if window is None:
-        return {"unavailable": "no requests: no window to read the server's metrics over"}
-    t0, t1 = window
+        return ServerView(unavailable="no requests: no window to read the server's metrics over")
+    t0, t1 = window.start_ns, window.end_ns
     warnings: list[str] = []
     out_servers = []
     warm = _warmup_overlap(store, run_id, t0, t1)
@@ -375,7 +348,7 @@ def server_view(
         fig = server_figures(s, t0, t1)
         if "span_start_ns" in fig:
             lo, hi = fig["span_start_ns"], fig["span_end_ns"]
-            out_tok, in_tok, _ = tokens_in_window(store, run_id, lo, hi)
+            out_tok, in_tok, _ = tokens_in_window(store.con, run_id, lo, hi)
             fig["client_input_tokens"] = in_tok
             fig["client_output_tokens"] = out_tok
             fig["client_output_tok_s"] = out_tok / fig["span_s"]
@@ -399,20 +372,20 @@ def server_view(
                     if fig.get(name) is not None and (w := _check(name, fig, client, s.url)):
                         warnings.append(w)
         out_servers.append(fig)
-    return {
-        "window_start_ns": t0,
-        "window_end_ns": t1,
-        "window_s": (t1 - t0) / 1e9,
-        "window_basis": basis,
-        "ideal_prefix_hit": ideal_prefix_hit,
-        "servers": out_servers,
-        "warnings": warnings,
-        "notes": [
-            "server counters cover every request the server served in the span (errored ones, "
-            "and other clients' too); the client's cover its ok, measured requests",
-            "edges: a server counts a prompt on arrival, admission or prefill, the client at "
-            "its first token; over a short window the two can differ by the requests at its "
-            "edges (warned only beyond what the edges explain)",
-            "gauges (running, waiting, KV cache): mean and max of the scrapes in the window",
-        ],
-    }
+    return ServerView(
+        window_s=window.seconds,
+        ideal_prefix_hit=ideal_prefix_hit,
+        servers=tuple(out_servers),
+        warnings=tuple(warnings),
+        notes=_NOTES,
+    )
+
+
+_NOTES = (
+    "server counters cover every request the server served in the span (errored ones, "
+    "and other clients' too); the client's cover its ok, measured requests",
+    "edges: a server counts a prompt on arrival, admission or prefill, the client at "
+    "its first token; over a short window the two can differ by the requests at its "
+    "edges (warned only beyond what the edges explain)",
+    "gauges (running, waiting, KV cache): mean and max of the scrapes in the window",
+)

@@ -78,3 +78,24 @@ def load_window(con: duckdb.DuckDBPyConnection, run_id: int) -> Window | None:
         return compute_window(con, run_id)
     last_send = int(row[2]) if row[2] is not None else int(row[1])
     return Window(int(row[0]), int(row[1]), min(last_send, int(row[1])))
+
+
+def tokens_in_window(
+    con: duckdb.DuckDBPyConnection, run_id: int, t0: int, t1: int
+) -> tuple[int, int, int]:
+    """(output tokens, input tokens, requests) produced inside a span of the window (the
+    server view's, clipped to its scrapes): each ok request's server-reported output tokens,
+    in proportion to its token events inside the span."""
+    row = con.execute(
+        """WITH ev AS (
+               SELECT idx, count(*) FILTER (WHERE t_ns BETWEEN ? AND ?) AS inside, count(*) AS n
+               FROM token_events WHERE run_id = ? GROUP BY idx)
+           SELECT coalesce(sum(r.output_tokens * ev.inside / ev.n), 0),
+                  coalesce(sum(r.input_tokens) FILTER (WHERE r.first_token_ns BETWEEN ? AND ?), 0),
+                  count(*) FILTER (WHERE r.last_token_ns BETWEEN ? AND ?)
+           FROM requests r JOIN ev USING (idx)
+           WHERE r.run_id = ? AND r.error_kind IS NULL AND NOT r.warmup""",
+        [t0, t1, run_id, t0, t1, t0, t1, run_id],
+    ).fetchone()
+    assert row is not None
+    return int(round(row[0])), int(row[1]), int(row[2])

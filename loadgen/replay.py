@@ -233,30 +233,3 @@ def plan_replay(
     the intended send offsets (ns from run start; None when the trace has no arrival times)."""
     specs, offsets, _ = iter_replay(records, options, api=api, seed=seed, ignore_eos=ignore_eos)
     return list(specs), None if offsets is None else list(offsets)
-
-
-def replay_drift(
-    intended_ns: Sequence[int | None], actual_ns: Sequence[int | None]
-) -> dict[str, float | int | None]:
-    """Send lag (actual - intended) in ms over the requests that have both: n, mean, p50,
-    p99, max. Values are None when no request has both."""
-    if len(intended_ns) != len(actual_ns):
-        raise ValueError(f"got {len(intended_ns)} intended and {len(actual_ns)} actual send times")
-    lag = np.array(
-        [
-            a - i
-            for i, a in zip(intended_ns, actual_ns, strict=True)
-            if i is not None and a is not None
-        ],
-        dtype=np.float64,
-    )
-    if not len(lag):
-        return {"n": 0, "mean_ms": None, "p50_ms": None, "p99_ms": None, "max_ms": None}
-    lag_ms = lag / 1e6
-    return {
-        "n": int(len(lag_ms)),
-        "mean_ms": float(lag_ms.mean()),
-        "p50_ms": float(np.percentile(lag_ms, 50)),
-        "p99_ms": float(np.percentile(lag_ms, 99)),
-        "max_ms": float(lag_ms.max()),
-    }

@@ -130,15 +130,11 @@ def run_level(summary: RunSummary, name: str) -> float | None:
     if name in ("output_tok_s", "total_tok_s", "requests_s"):
         return getattr(summary, name)
     if name == "j_per_output_token":
-        return _num(summary.extra.get("energy"), name)
+        return summary.results.energy.j_per_output_token if summary.results.energy else None
     if name == "usd_per_1m_output_tokens":
-        return _num(summary.extra.get("cost"), name)
+        cost = summary.results.cost
+        return cost.usd_per_1m_output_tokens if cost else None
     raise KeyError(name)
-
-
-def _num(d: Any, key: str) -> float | None:
-    v = d.get(key) if isinstance(d, dict) else None
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _info(con: duckdb.DuckDBPyConnection, run_id: int, s: RunSummary) -> RunInfo:
@@ -149,9 +145,9 @@ def _info(con: duckdb.DuckDBPyConnection, run_id: int, s: RunSummary) -> RunInfo
     ).fetchone()
     assert row is not None
     model, api, load_mode, concurrency, rate, fp = row
-    traffic = s.extra.get("traffic") if isinstance(s.extra.get("traffic"), dict) else {}
+    traffic = s.results.traffic
     tt = s.token_truth
-    client = s.extra.get("client") if isinstance(s.extra.get("client"), dict) else {}
+    client = s.results.client
     return RunInfo(
         run_id=run_id,
         status=s.status,
@@ -168,7 +164,7 @@ def _info(con: duckdb.DuckDBPyConnection, run_id: int, s: RunSummary) -> RunInfo
         token_requests=int(tt.get("requests", 0)),
         # Output lengths only: chat templates legitimately add prompt tokens on the server.
         token_mismatch=int(tt.get("output_mismatch", 0)),
-        loop_lag_p99_ms=_num(client, "loop_lag_p99_ms"),
+        loop_lag_p99_ms=client.loop_lag_p99_ms if client else None,
     )
 
 

@@ -7,14 +7,13 @@ change lies wholly beyond that tolerance. An SLO is an absolute bound on the can
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchbench.catalogue import METRICS, parse_metric
 from benchbench.errors import BenchError
-from benchbench.metrics import DISTRIBUTIONS
 
 
 class GateError(BenchError):
@@ -25,23 +24,9 @@ class GateConfigError(GateError):
     """A bad key or value in the gate's TOML; the message names the key."""
 
 
-# Distributions come from benchbench.metrics (plus chunk gaps); all are better when lower.
-DISTRIBUTION_METRICS: tuple[str, ...] = (*DISTRIBUTIONS, "chunk_gap_ms")
-# Run-level figures: name -> the better direction.
-RUN_METRICS: dict[str, str] = {
-    "output_tok_s": "higher",
-    "total_tok_s": "higher",
-    "requests_s": "higher",
-    "error_rate": "lower",
-    "j_per_output_token": "lower",
-    "usd_per_1m_output_tokens": "lower",
-}
-_STAT_RE = re.compile(r"^(mean|p\d{1,2}(\.\d+)?)$")
-
-
 def stat_quantile(stat: str) -> float | None:
-    """'p99' -> 0.99, 'p99.9' -> 0.999, 'mean' -> None."""
-    return None if stat == "mean" else float(stat[1:]) / 100.0
+    """'p99' -> 0.99, 'p99.9' -> 0.999, 'max' -> 1.0, 'mean' -> None."""
+    return 1.0 if stat == "max" else parse_metric(f"ttft_ms.{stat}").quantile
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,25 +93,17 @@ DEFAULT_CONFIG = GateConfig(rules=DEFAULT_RULES)
 
 
 def parse_metric_key(key: str) -> tuple[str, str | None]:
-    """'ttft_ms.p99' | 'ttft_p99_ms' | 'output_tok_s' -> (metric, stat), else GateConfigError."""
-    if key in RUN_METRICS:
-        return key, None
-    metric, dot, stat = key.partition(".")
-    if not dot:  # the SLO spelling of metrics.parse_slos: ttft_p99_ms
-        m = re.fullmatch(r"(.+)_(mean|p\d{1,2}(?:\.\d+)?)_ms", key)
-        if m:
-            metric, stat = m.group(1) + "_ms", m.group(2)
-    if metric in DISTRIBUTION_METRICS and stat and _STAT_RE.match(stat):
-        return metric, stat
-    raise GateConfigError(
-        f"unknown metric {key!r}: use METRIC.STAT (METRIC one of "
-        f"{', '.join(DISTRIBUTION_METRICS)}; STAT mean, p50, p99, ...) or one of "
-        f"{', '.join(RUN_METRICS)}"
-    )
+    """'ttft_ms.p99' | 'ttft_p99_ms' | 'output_tok_s' -> (metric, stat), through the metric
+    catalogue; else GateConfigError listing the valid names."""
+    try:
+        metric = parse_metric(key)
+    except BenchError as exc:
+        raise GateConfigError(str(exc)) from None
+    return metric.name, metric.stat
 
 
 def default_direction(metric: str) -> str:
-    return RUN_METRICS.get(metric, "lower")
+    return METRICS[metric].better
 
 
 def find_config(cwd: Path) -> Path | None:

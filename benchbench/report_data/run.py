@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from typing import Any
 
 import duckdb
@@ -30,6 +31,8 @@ from benchbench.report_data.series import (
     timeline,
 )
 from benchbench.report_data.server import server_section
+from benchbench.results import Cost, Energy
+from benchbench.window import load_window
 from reports.model import Cdf, Headline, RunReport, Scatter, Timeline
 from reports.safety import mask_secrets
 
@@ -76,20 +79,19 @@ def gather_run(
     """Everything the report shows about one run."""
     cols = (
         "name, status, created_at::VARCHAR, endpoint, api, model, load_mode, requested_rate, "
-        "concurrency, config, versions, host, collectors, extra, ended_ns, "
-        "window_start_ns, window_end_ns, sweep_id, group_kind"
+        "concurrency, config, versions, host, ended_ns, sweep_id, group_kind"
     )
     row = con.execute(f"SELECT {cols} FROM runs WHERE run_id = ?", [run_id]).fetchone()
     if row is None:
         raise ValueError(f"no run {run_id} in this store")
     (name, status, created, endpoint, api, model, load_mode, rate, conc, config_j, versions_j,
-     host_j, collectors_j, extra_j, ended_ns, win0, win1, sweep_id, group_kind) = row  # fmt: skip
+     host_j, ended_ns, sweep_id, group_kind) = row  # fmt: skip
     config = mask_secrets(_loads(config_j))
-    extra = _loads(extra_j)
-    collectors = mask_secrets(_loads(collectors_j) or _dict(extra.get("collectors")))
-    energy = _dict(extra.get("energy"))
-    cost = _dict(extra.get("cost"))
     s = summary or summarize(con, run_id, slos)
+    res = s.results
+    collectors = mask_secrets(res.collectors)
+    energy = res.energy or Energy(unavailable="this run stored no energy figures")
+    cost = res.cost or Cost(unavailable="this run stored no cost figures")
     notes: list[str] = []
 
     span = run_span_ns(con, run_id, ended_ns)
@@ -97,16 +99,11 @@ def gather_run(
     devices = power_series(con, run_id, span, max_buckets, notes)
     gpus = gpu_description(collectors, config, energy, len(devices))
     load = load_label(load_mode, rate, conc)
-
-    window = _window(win0, win1, energy) or _request_window(con, run_id)
-    idle = _pair(energy, ("idle_window_ns", "idle_ns"), ("idle_start_ns", "idle_end_ns"))
-    idle_w = _num(energy.get("idle_w_per_gpu"))
-    if idle_w is None and _num(energy.get("idle_w")) is not None:
-        n_dev = len(energy.get("gpus") or energy.get("devices") or ()) or len(devices) or 1
-        idle_w = float(energy["idle_w"]) / n_dev
+    window = load_window(con, run_id)
+    idle = energy.idle_window_ns
 
     times = timeline(con, run_id, span, bucket_ns, notes)
-    servers, server_note = server_section(con, run_id, _dict(extra.get("server")), bucket_ns)
+    servers, server_note = server_section(con, run_id, res.server, bucket_ns)
     activity = (
         Timeline(times.t_s, times.bucket_s, {"in flight": times.series["in flight"]})
         if times
@@ -128,9 +125,9 @@ def gather_run(
         ttft_p99_ms=d["ttft_ms"].p99,
         tpot_p50_ms=d["tpot_ms"].p50,
         tpot_p99_ms=d["tpot_ms"].p99,
-        usd_per_1m_output_tokens=_num(cost.get("usd_per_1m_output_tokens")),
-        j_per_output_token=_num(energy.get("j_per_output_token")),
-        avg_w=_first_num(energy, "avg_power_w", "avg_w_total", "avg_w"),
+        usd_per_1m_output_tokens=cost.usd_per_1m_output_tokens,
+        j_per_output_token=energy.j_per_output_token,
+        avg_w=energy.avg_power_w,
     )
     facts: dict[str, dict[str, Any]] = {
         "run": {
@@ -141,6 +138,8 @@ def gather_run(
             "api": api,
             "group": f"{group_kind} {sweep_id}" if sweep_id else None,
             "window (s)": s.window_s,
+            "window": s.window_definition,
+            "drain after the last send (s)": s.drain_s,
             "achieved send rate (req/s)": s.achieved_rate,
             "requested rate (req/s)": s.requested_rate,
             "mean concurrency": s.mean_concurrency,
@@ -152,13 +151,12 @@ def gather_run(
         "versions": _loads(versions_j),
         "host": _loads(host_j),
         "collectors": collectors,
-        "client": _dict(extra.get("client")),
-        "traffic": _dict(extra.get("traffic")),
+        "client": asdict(res.client) if res.client else {},
+        "traffic": dict(res.traffic),
     }
     if s.goodput:
         facts["goodput"] = {k: v for k, v in s.goodput.items() if k != "checks"}
-    warnings = tuple(str(w) for w in (extra.get("warnings") or ()))
-    warnings += tuple(str(w) for w in (energy.get("warnings") or ()) if str(w) not in warnings)
+    warnings = s.warnings
     return RunReport(
         run_id=run_id,
         title=f"run {run_id}" + (f" ({name})" if name else ""),
@@ -196,11 +194,11 @@ def gather_run(
         error_kinds=_error_kinds(con, run_id),
         power=tuple(devices),
         activity=activity,
-        window_s=(window[0] / 1e9, window[1] / 1e9) if window else None,
+        window_s=(window.start_ns / 1e9, window.end_ns / 1e9) if window else None,
         idle_window_s=(idle[0] / 1e9, idle[1] / 1e9) if idle else None,
-        idle_w_per_gpu=idle_w,
-        energy=energy,
-        cost=cost,
+        idle_w_per_gpu=energy.idle_w_per_gpu,
+        energy=asdict(energy),
+        cost=asdict(cost),
         price_inputs={k: config.get(k) for k in PRICE_KEYS if config.get(k) is not None},
         config=config,
         facts=facts,
@@ -237,21 +235,18 @@ def _gpu_names(collectors: dict[str, Any]) -> list[str]:
 
 
 def gpu_count(
-    collectors: dict[str, Any], config: dict[str, Any], energy: dict[str, Any], n_power: int
+    collectors: dict[str, Any], config: dict[str, Any], energy: Energy, n_power: int
 ) -> int | None:
     """GPUs serving the run: as the collectors saw them, else as priced (--gpu-count), else
     as many as reported energy or power."""
     count = (
-        len(_gpu_names(collectors))
-        or _num(config.get("gpu_count"))
-        or len(energy.get("gpus") or energy.get("devices") or ())
-        or n_power
+        len(_gpu_names(collectors)) or _num(config.get("gpu_count")) or len(energy.gpus) or n_power
     )
     return int(count) if count else None
 
 
 def gpu_description(
-    collectors: dict[str, Any], config: dict[str, Any], energy: dict[str, Any], n_power: int
+    collectors: dict[str, Any], config: dict[str, Any], energy: Energy, n_power: int
 ) -> str | None:
     """'2 x NVIDIA H100 80GB HBM3' from collector facts, else a count, else None."""
     names = _gpu_names(collectors)
@@ -325,33 +320,6 @@ def _scatter(
     )  # fmt: skip
 
 
-def _request_window(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple[int, int] | None:
-    row = con.execute(
-        """SELECT min(sent_ns), max(coalesce(closed_ns, last_token_ns, sent_ns))
-           FROM requests WHERE run_id = ? AND NOT warmup""",
-        [run_id],
-    ).fetchone()
-    return (int(row[0]), int(row[1])) if row and row[0] is not None else None
-
-
-def _window(w0: int | None, w1: int | None, energy: dict[str, Any]) -> tuple[int, int] | None:
-    if w0 is not None and w1 is not None:
-        return int(w0), int(w1)
-    return _pair(energy, ("window_ns",), ("window_start_ns", "window_end_ns"), ("t0_ns", "t1_ns"))
-
-
-def _pair(d: dict[str, Any], lists: tuple[str, ...], *pairs: tuple[str, str]) -> Any:
-    """(start_ns, end_ns) from whichever spelling the dict uses, else None."""
-    for key in lists:
-        v = d.get(key)
-        if isinstance(v, list | tuple) and len(v) == 2 and all(_num(x) is not None for x in v):
-            return int(v[0]), int(v[1])
-    for a, b in pairs:
-        if _num(d.get(a)) is not None and _num(d.get(b)) is not None:
-            return int(d[a]), int(d[b])
-    return None
-
-
 def _error_kinds(con: duckdb.DuckDBPyConnection, run_id: int) -> tuple[tuple[str, int, str], ...]:
     rows = con.execute(
         """SELECT error_kind, count(*), min(left(error_detail, 300)) FROM requests
@@ -372,15 +340,7 @@ def _loads(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _first_num(d: dict[str, Any], *keys: str) -> float | None:
-    return next((v for v in (_num(d.get(k)) for k in keys) if v is not None), None)

@@ -1,6 +1,6 @@
-"""The report's "Server metrics" section: runs.extra["server"] (benchbench.server_view) shaped
-into table rows, and each server's running/waiting requests over time, bucketed in DuckDB
-from the stored scrapes."""
+"""The report's "Server metrics" section: the stored server view
+(benchbench.results.ServerView) shaped into table rows, and each server's running/waiting
+requests over time, bucketed in DuckDB from the stored scrapes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+from benchbench.results import ServerView as StoredView
 from benchbench.server_view import server_metric_names
 from collectors.prometheus import AGGREGATE, NORMALIZE, canonical_metric
 from reports.model import ServerView
@@ -20,20 +21,20 @@ _RANK = {raw: i for canon, _ in _SERIES for i, raw in enumerate(NORMALIZE[canon]
 def server_section(
     con: duckdb.DuckDBPyConnection,
     run_id: int,
-    server: dict[str, Any],
+    server: StoredView | None,
     bucket_ns: int,
 ) -> tuple[tuple[ServerView, ...], str | None]:
     """(one view per scraped server, None) or ((), why there is none)."""
-    if not server:
+    if server is None:
         return (), "this run predates server metrics, or none were computed"
-    if server.get("unavailable"):
-        return (), str(server["unavailable"])
-    figures = [v for v in server.get("servers") or () if isinstance(v, dict)]
+    if server.unavailable:
+        return (), server.unavailable
+    figures = [v for v in server.servers if isinstance(v, dict)]
     if not figures:
         return (), "no server metrics in this run"
     series = _queue_series(con, run_id, bucket_ns)
-    ideal = _num(server.get("ideal_prefix_hit"))
-    general = tuple(str(n) for n in server.get("notes") or ())
+    ideal = server.ideal_prefix_hit
+    general = tuple(server.notes)
     views = []
     for fig in figures:
         url = str(fig.get("url", ""))
@@ -45,7 +46,7 @@ def server_section(
                 rows=_rows(fig, ideal),
                 t_s=t_s,
                 series=values,
-                notes=_notes(fig, server) + general,
+                notes=_notes(fig) + general,
             )
         )
     return tuple(views), None
@@ -95,12 +96,12 @@ def _pair(fig: dict[str, Any], key: str, scale: float) -> str:
     return f"{mean * scale:,.1f} / {mx * scale:,.0f}"
 
 
-def _notes(fig: dict[str, Any], server: dict[str, Any]) -> tuple[str, ...]:
+def _notes(fig: dict[str, Any]) -> tuple[str, ...]:
     out = []
     span_s, cover = _num(fig.get("span_s")), _num(fig.get("coverage"))
     if span_s is not None and cover is not None:
         out.append(
-            f"counters over {span_s:.2f} s: the {server.get('window_basis', 'window')} "
+            f"counters over {span_s:.2f} s: the measurement window "
             f"({cover:.0%}) covered by scrapes; the client's figures over the same span"
         )
     if fig.get("prefix_hit") is not None:

@@ -191,11 +191,9 @@ def mark_abandoned(con: duckdb.DuckDBPyConnection) -> list[int]:
             [run_id],
         ).fetchone()
         stored = con.execute("SELECT count(*) FROM requests WHERE run_id = ?", [run_id]).fetchone()
-        # A running run has no extra yet (it is written at the end): this is all there is.
-        extra = {
-            "warnings": warnings,
-            "books": {"sent": None, "stored": int(stored[0]) if stored else 0},
-        }
+        # A running run has no results yet (written at the end): this is all there is, in
+        # the shape of benchbench.results (version 2); the warnings have their own column.
+        extra = {"version": 2, "books": {"sent": None, "stored": int(stored[0]) if stored else 0}}
         con.execute(
             "UPDATE runs SET status = ?, warnings = ?, extra = coalesce(extra, ?), "
             "ended_ns = coalesce(ended_ns, ?) WHERE run_id = ?",

@@ -12,43 +12,34 @@ import duckdb
 import pytest
 
 from benchbench.config import make_config
+from benchbench.execute import run_benchmark
 from benchbench.metrics import chunk_gap_sql, chunk_gaps, distribution, summarize
-from benchbench.orchestrate import run_benchmark
 from benchbench.report_data import EXACT_CDF_MAX, gather_report, gather_run
+from benchbench.results import Cost, Energy, RunResults
 from benchbench.store import open_store
+from collectors.base import Sample
+from loadgen.spec import RequestRecord
+from tests.benchbench.runs import record, write_run
 
 
-def _make_run(con: duckdb.DuckDBPyConnection, store, n: int, events: int, **extra) -> int:
+def _make_run(store, n: int, events: int, samples=(), results: RunResults | None = None) -> int:
     """n requests 10 ms apart; TTFT and lengths vary by index; every 50th errors; `events`
     token events per ok request, 5 ms apart, with no per-event token count (as stored)."""
-    run_id = store.create_run(
-        wall_anchor_s=0.0, endpoint="http://e", model="m", load_mode="open", requested_rate=100.0,
+
+    def one(i: int) -> RequestRecord:
+        kind = "timeout" if i % 100 == 7 else "http_500" if i % 50 == 7 else None
+        return record(
+            i, i * 10_000_000 + 100_000, (20 + i % 37) * 1_000_000 - 100_000, 5_000_000, events,
+            intended_ns=i * 10_000_000, error_kind=kind, input_tokens=100 + i % 300,
+            output_tokens=events * 3, warmup=i < 2, error_detail="boom" if kind else None,
+        )  # fmt: skip
+
+    return write_run(
+        store, (one(i) for i in range(n)), samples, results,
+        endpoint="http://e", model="m", load_mode="open", requested_rate=100.0,
         config={"api_key": "sk-SECRET", "headers": {"Authorization": "Bearer SECRET"},
                 "input_len": "100", "gpu_count": 2},
-        extra=extra or None,
     )  # fmt: skip
-    con.execute(
-        f"""INSERT INTO requests
-            SELECT {run_id}, i, i * 10000000, i * 10000000 + 100000,
-                   CASE WHEN i % 50 = 7 THEN NULL ELSE i * 10000000 + (20 + i % 37) * 1000000 END,
-                   CASE WHEN i % 50 = 7 THEN NULL
-                        ELSE i * 10000000 + (20 + i % 37) * 1000000 + ({events} - 1) * 5000000 END,
-                   NULL, CASE WHEN i % 50 = 7 THEN 0 ELSE {events} END,
-                   100 + i % 300, CASE WHEN i % 50 = 7 THEN NULL ELSE {events} * 3 END,
-                   NULL, NULL, 200,
-                   CASE WHEN i % 100 = 7 THEN 'timeout' WHEN i % 50 = 7 THEN 'http_500' END,
-                   CASE WHEN i % 50 = 7 THEN 'boom' END, i < 2, NULL, NULL, NULL, NULL, NULL, NULL
-            FROM range({n}) t(i)"""
-    )  # fmt: skip
-    con.execute(
-        f"""INSERT INTO token_events
-            SELECT run_id, idx, s, first_token_ns + s * 5000000, NULL,
-                   CASE WHEN s > 0 THEN 5000000 END
-            FROM (SELECT run_id, idx, first_token_ns, unnest(range(n_events)) AS s
-                  FROM requests WHERE run_id = {run_id} AND error_kind IS NULL)"""
-    )
-    store.update_run(run_id, status="complete")
-    return run_id
 
 
 @pytest.fixture(scope="module")
@@ -58,32 +49,24 @@ def store_runs(
     path = tmp_path_factory.mktemp("store") / "r.duckdb"
     store = open_store(path)
     con = store.con
-    small = _make_run(con, store, 60, 4)
-    energy = {
-        "avg_power_w": 640.0,
-        "idle_w": 140.0,
-        "j_per_output_token": 0.5,
-        "gpus": ["0", "1"],
-        "idle_window_ns": [0, 500_000_000],
-        "warnings": ["w1"],
-    }
-    cost = {"usd_per_1m_output_tokens": 1.25, "energy_usd_per_1m_output_tokens": 0.03}
-    large = _make_run(con, store, 3000, 6, energy=energy, cost=cost)  # fmt: skip
+    small = _make_run(store, 60, 4)
+    energy = Energy(
+        avg_power_w=640.0, idle_w=140.0, j_per_output_token=0.5, gpus=("0", "1"),
+        idle_window_ns=(0, 500_000_000), warnings=("w1",),
+    )  # fmt: skip
+    cost = Cost(usd_per_1m_output_tokens=1.25, energy_usd_per_1m_output_tokens=0.03)
     # GPU 0: instant power at 10 Hz and an energy counter that resets once; GPU 1 power only.
-    con.execute(
-        f"""INSERT INTO samples
-            SELECT {large}, 'nvml', '0', k * 100000000, 'power_instant_w', 300 + k % 10
-            FROM range(320) t(k)
-            UNION ALL
-            SELECT {large}, 'nvml', '0', k * 100000000, 'energy_mj',
-                   CASE WHEN k < 200 THEN 1e6 + k * 30000 ELSE (k - 200) * 30000 END
-            FROM range(320) t(k)
-            UNION ALL
-            SELECT {large}, 'nvml', '1', k * 100000000, 'power_avg_w', 200
-            FROM range(320) t(k)
-            UNION ALL
-            SELECT {large}, 'prometheus', 'http://x/metrics', k * 100000000, 'vllm:running', 1
-            FROM range(10) t(k)"""
+    samples = [
+        *(Sample("nvml", "0", k * 100_000_000, "power_instant_w", 300 + k % 10)
+          for k in range(320)),
+        *(Sample("nvml", "0", k * 100_000_000, "energy_mj",
+                 1e6 + k * 30000 if k < 200 else (k - 200) * 30000) for k in range(320)),
+        *(Sample("nvml", "1", k * 100_000_000, "power_avg_w", 200) for k in range(320)),
+        *(Sample("prometheus", "http://x/metrics", k * 100_000_000, "vllm:running", 1)
+          for k in range(10)),
+    ]  # fmt: skip
+    large = _make_run(
+        store, 3000, 6, samples, RunResults(energy=energy, cost=cost, warnings=("w1",))
     )
     yield con, small, large
     store.close()

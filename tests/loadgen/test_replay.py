@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from loadgen.replay import ReplayOptions, iter_replay, plan_replay, replay_drift, schedule
+from loadgen.replay import ReplayOptions, iter_replay, plan_replay, schedule
 from loadgen.traces import TraceRecord, load_trace
 from tests.data.traces import AZURE_CONV, MOONCAKE_CONV
 
@@ -127,18 +127,6 @@ def test_untimed_records_get_no_offsets_and_refuse_time_options():
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError, match="replay"):
         ReplayOptions(**bad)
-
-
-def test_replay_drift_reports_send_lag_in_ms():
-    intended = [0, 1_000_000, 2_000_000, None]
-    actual = [500_000, 1_000_000, 5_000_000, 9]
-    drift = replay_drift(intended, actual)
-    assert drift["n"] == 3
-    assert drift["p50_ms"] == pytest.approx(0.5)
-    assert drift["max_ms"] == pytest.approx(3.0)
-    assert replay_drift([], [])["p99_ms"] is None
-    with pytest.raises(ValueError):
-        replay_drift([1], [])
 
 
 def test_lazy_replay_builds_nothing_up_front_and_equals_the_plan():
