@@ -61,6 +61,7 @@ MIN_COVERAGE = 0.99
 INVALID_COVERAGE = 0.5  # below this share of the window, the figure is not an estimate
 FINE_RESOLUTION = 0.05  # counter period / window above which the figure is partial
 COARSE_RESOLUTION = 0.25  # ... above which the counter is not used at all
+STALL_PERIODS = 10  # a counter still for this many refresh periods inside the window stalled
 RESET_FRACTION = 0.5  # a drop below half the previous value is a reset; smaller ones jitter
 IDLE_MIN_COVERAGE = 0.9
 IDLE_SETTLE_TOLERANCE = 0.05  # first half of the idle window vs second half
@@ -260,6 +261,19 @@ def counter_refresh_s(series: Series) -> tuple[float | None, bool]:
     return float(t[-1] - t[0]), len(changed) > 0
 
 
+def _longest_still_s(series: Series, t0_ns: int, t1_ns: int) -> float:
+    """The longest time inside [t0, t1] over which the counter did not change (a stall)."""
+    t, v = _arrays(series, t0_ns)
+    if len(t) < 2:
+        return 0.0
+    cumulative, _ = reset_corrected(v)
+    changed = t[np.flatnonzero(np.diff(cumulative) > 0) + 1]
+    window_s = (t1_ns - t0_ns) / 1e9
+    marks = np.concatenate(([max(0.0, float(t[0]))], changed[(changed > 0) & (changed < window_s)],
+                            [min(window_s, float(t[-1]))]))  # fmt: skip
+    return float(np.max(np.diff(marks))) if len(marks) >= 2 else 0.0
+
+
 def _sample_step_s(t: np.ndarray) -> float:
     return float(np.median(np.diff(t))) if len(t) >= 2 else 0.0
 
@@ -398,7 +412,21 @@ def _device_energy(
         if integral is not None and not short_avg:
             base = energy_j if energy_j > 0 else integral[0]
             gap = abs(integral[0] - energy_j) / base if base > 0 else 0.0
-            if gap > COUNTER_VS_POWER_TOLERANCE:
+            still_s = _longest_still_s(s.energy_mj, t0_ns, t1_ns)
+            if (
+                gap > COUNTER_VS_POWER_TOLERANCE
+                and energy_j < integral[0]
+                and (still_s > STALL_PERIODS * refresh_s)
+            ):
+                # A counter that stopped while power kept reading: trust the power.
+                findings.append(
+                    ("partial", f"{label}: energy counter stalled for {still_s:.1f} s of the "
+                     f"window ({energy_j:.1f} J) while {integral_kind} power read "
+                     f"{integral[0]:.1f} J; integrated power instead")
+                )  # fmt: skip
+                energy_j, cover = integral
+                source = f"{s.source}_power_integral"
+            elif gap > COUNTER_VS_POWER_TOLERANCE:
                 findings.append(
                     ("partial", f"{label}: energy counter ({energy_j:.1f} J) and integrated "
                      f"power ({integral[0]:.1f} J) disagree by {gap:.0%}")
