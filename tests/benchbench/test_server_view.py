@@ -13,10 +13,12 @@ from rich.console import Console
 
 from benchbench.config import make_config
 from benchbench.console import print_summary
-from benchbench.orchestrate import RunResult, run_benchmark
+from benchbench.execute import RunResult, run_benchmark
 from benchbench.report_data import gather_run
+from benchbench.results import RunResults, write_results
 from benchbench.server_view import counter_delta, group_rows, server_figures, server_view
 from benchbench.store import Store, open_store
+from benchbench.window import Window
 from reports import chart_count, render_html
 from reports.model import ReportData
 
@@ -44,9 +46,9 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, R
 
 def test_the_simulators_counters_agree_with_the_clients_tokens_in_the_window(sim_run) -> None:
     store, result = sim_run
-    view = result.summary.extra["server"]
-    assert view["window_basis"] == "measurement window"
-    (srv,) = view["servers"]
+    view = result.summary.results.server
+    assert view.window_s == pytest.approx(result.summary.window_s)
+    (srv,) = view.servers
     assert srv["server"] == "sim" and srv["url"].endswith("/metrics")
     assert srv["coverage"] > 0.9
     # Generation: interpolated between 50-ms scrapes, close to the client's count, and the
@@ -61,7 +63,7 @@ def test_the_simulators_counters_agree_with_the_clients_tokens_in_the_window(sim
     low, high = srv["prompt_tokens_bounds"]
     assert in_low <= high * 1.02 and low * 0.98 <= in_high
     assert srv["prompt_tokens_consistent"] and srv["generation_tokens_consistent"]
-    assert view["warnings"] == []
+    assert view.warnings == ()
 
 
 def _prompt_range(store: Store, run_id: int, srv: dict) -> tuple[int, int]:
@@ -82,8 +84,8 @@ def test_over_the_whole_sampled_run_the_counts_are_the_clients(sim_run) -> None:
     last = store.con.execute(
         "SELECT max(t_ns) FROM samples WHERE run_id = ?", [result.run_id]
     ).fetchone()[0]
-    view = server_view(store, result.run_id, (0, last + 1))
-    (srv,) = view["servers"]
+    view = server_view(store, result.run_id, Window(0, last + 1, last))
+    (srv,) = view.servers
     # The sim counts exactly what it served and the client what it received: over the span
     # the scrapes cover, generation tokens agree to the token events in flight at its edges,
     # and prompt tokens to the prompts admitted but not yet answered at the first scrape.
@@ -96,7 +98,7 @@ def test_over_the_whole_sampled_run_the_counts_are_the_clients(sim_run) -> None:
 
 def test_queue_figures_are_those_of_the_closed_loop(sim_run) -> None:
     _, result = sim_run
-    (srv,) = result.summary.extra["server"]["servers"]
+    (srv,) = result.summary.results.server.servers
     assert srv["running_max"] <= CONCURRENCY
     assert srv["running_mean"] > CONCURRENCY / 2
     assert 0 <= srv["waiting_mean"] <= srv["waiting_max"] <= CONCURRENCY
@@ -121,7 +123,7 @@ def test_the_report_has_a_server_section_with_its_queue_chart(sim_run) -> None:
     rows = {r[0]: r for r in view.rows}
     assert (
         rows["generation tokens"][2]
-        == result.summary.extra["server"]["servers"][0]["client_output_tokens"]
+        == result.summary.results.server.servers[0]["client_output_tokens"]
     )
     assert set(view.series) == {"running", "waiting"}
     assert max(v for v in view.series["running"] if v is not None) <= CONCURRENCY
@@ -241,7 +243,8 @@ def _synthetic_store(path: Path, gen_per_s: float) -> tuple[Store, int]:
     token events 50 ms apart); window [1 s, 9 s]; a vLLM server scraped every second that
     prefills 125 tokens/s (the client's 1,000 over 8 s) and generates `gen_per_s`."""
     store = open_store(path)
-    run_id = store.create_run(wall_anchor_s=0.0, extra={"traffic": {"ideal_prefix_hit": 0.6}})
+    traffic = {"version": 2, "traffic": {"ideal_prefix_hit": 0.6}}
+    run_id = store.create_run(wall_anchor_s=0.0, extra=traffic)
     for i in range(10):
         sent = S + i * 8 * S // 10
         first = sent + 10_000_000
@@ -281,26 +284,26 @@ def test_server_view_puts_the_ideal_prefix_hit_beside_the_servers(tmp_path: Path
         view = server_view(store, run_id)
     finally:
         store.close()
-    assert view["ideal_prefix_hit"] == 0.6
-    assert view["window_s"] == 8.0
-    (srv,) = view["servers"]
+    assert view.ideal_prefix_hit == 0.6
+    assert view.window_s == 8.0
+    (srv,) = view.servers
     assert srv["prefix_hit"] == pytest.approx(0.4)
     assert (srv["client_input_tokens"], srv["client_output_tokens"]) == (1000, 100)
     assert srv["prompt_tokens_ratio"] == pytest.approx(1.0)
     assert srv["generation_tokens_ratio"] == pytest.approx(1.0)
     assert srv["prompt_tokens_consistent"] is srv["generation_tokens_consistent"] is True
-    assert view["warnings"] == []
+    assert view.warnings == ()
 
 
 def test_a_server_counting_twice_the_clients_tokens_is_a_warning(tmp_path: Path) -> None:
     store, run_id = _synthetic_store(tmp_path / "b.duckdb", gen_per_s=25.0)
     try:
         view = server_view(store, run_id)
-        store.update_run(run_id, extra={"server": view})
+        write_results(store, run_id, RunResults(server=view))
         run = gather_run(store.con, run_id)
     finally:
         store.close()
-    (warning,) = view["warnings"]
+    (warning,) = view.warnings
     assert "200 generation tokens" in warning and "x2.000" in warning
     (srv_view,) = run.servers
     assert set(srv_view.series) == {"running", "waiting", "KV cache usage %"}
@@ -317,4 +320,4 @@ def test_no_scrapes_means_not_measured_with_a_hint(tmp_path: Path) -> None:
         view = server_view(store, run_id)
     finally:
         store.close()
-    assert "--scrape" in view["unavailable"]
+    assert "--scrape" in view.unavailable
