@@ -1,5 +1,7 @@
 """The `bench` command: each command parses, calls one library function, renders, and picks an
-exit code. Every user-fixable error is a BenchError (or ValueError) printed as one line."""
+exit code. Every command runs under one guard (benchbench.cli_guard): a user-fixable error
+(the BenchError tree) is one line and exit 2, an interrupt 130, a bug keeps its traceback;
+`main()` and a test's CliRunner see the same exit codes."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from benchbench import cli_energy, cli_gate, cli_report, cli_run, cli_traffic
-from benchbench.errors import BenchError
+from benchbench import __version__, cli_energy, cli_gate, cli_report, cli_run, cli_traffic
+from benchbench.cli_guard import guard_commands
 from benchbench.sim.cli import sim_command
 
 app = typer.Typer(
@@ -25,6 +27,26 @@ app = typer.Typer(
 )
 
 DbOpt = Annotated[str, typer.Option("--db", help="DuckDB store file holding the runs.")]
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bench (benchbench) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Benchmark LLM inference endpoints: latency, throughput, energy and cost."""
+
 
 # Order is the order of `bench --help`.
 cli_run.register(app)
@@ -82,6 +104,7 @@ def show_command(
 app.command("sim")(sim_command)
 for _module in (cli_traffic, cli_energy, cli_report, cli_gate):
     _module.register(app)
+guard_commands(app)
 
 
 def _usage_error_types() -> tuple[type[Exception], ...]:
@@ -126,33 +149,19 @@ def _redact_words(text: str, redact: Callable[[str], str]) -> str:
 
 
 def main() -> None:
-    """Entry point: one place that turns user errors into one line and an exit code."""
-    from benchbench.store import StoreError
-
+    """Entry point: the one exit path. Bad command lines (click's errors, raised before any
+    command runs) are one line and exit 2; everything else was settled by the guard."""
     usage_errors = _usage_error_types()
     try:
         # With standalone_mode=False, click returns a typer.Exit's code instead of exiting.
         rc = app(prog_name="bench", standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
     except usage_errors as exc:
         _print_usage_error(exc)
-        sys.exit(2)
-    except (BenchError, StoreError, ValueError) as exc:
-        from benchbench.urls import redact_url
-
-        message = _redact_words(str(exc), redact_url)  # defence in depth: no URL password
-        Console(stderr=True).print(
-            f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
-        )
-        sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        rc = 2
     except typer.Abort:
         Console(stderr=True).print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
-        sys.exit(130)
+        rc = 130
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

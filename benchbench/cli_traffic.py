@@ -1,29 +1,22 @@
-"""Traffic commands: `bench workloads` (the length presets) and `bench search` (highest rate
-meeting SLOs), plus the rendering of sweeps, repeats and traffic notes for `bench run`."""
+"""Traffic commands: `bench workloads` (the length presets) and `bench search` (the highest
+rate meeting SLOs; it takes `bench run`'s options, made from the same config sections)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from benchbench.config import RunConfig
-    from benchbench.metrics import RunSummary
-    from benchbench.sweep import GroupResult, Point
-
-
-def _console() -> Console:
-    """stdout; when piped, wide enough that tables are not squeezed to 80 columns."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
-
-
-def _fmt(v: float | None, digits: int = 1) -> str:
-    return "-" if v is None else f"{v:,.{digits}f}"
+from benchbench.cli_options import (
+    build_config,
+    given_on_command_line,
+    run_parameters,
+    with_parameters,
+)
+from benchbench.cli_render import wide_console
 
 
 def workload_rows() -> list[dict[str, Any]]:
@@ -97,127 +90,11 @@ def workloads_command(
             ),
             r["source"],
         )
-    _console().print(table)
-
-
-def points_table(points: list[Point], title: str) -> Table:
-    table = Table(title=title)
-    for col in (
-        "load",
-        "run",
-        "achieved/s",
-        "done/s",
-        "out tok/s",
-        "TTFT p50",
-        "TTFT p99",
-        "TPOT p99",
-        "goodput/s",
-        "SLO met",
-        "note",
-    ):
-        table.add_column(col, justify="left" if col in ("load", "note") else "right")
-    for p in points:
-        r = p.row()
-        met = r["slo_met"]
-        table.add_row(
-            p.load,
-            str(p.run_id),
-            _fmt(r["achieved_rate"], 2),
-            _fmt(r["completed_rate"], 2),
-            _fmt(r["output_tok_s"], 0),
-            _fmt(r["ttft_p50_ms"]),
-            _fmt(r["ttft_p99_ms"]),
-            _fmt(r["tpot_p99_ms"]),
-            _fmt(r["goodput_rps"], 2),
-            "-" if met is None else ("yes" if met else "[red]no[/]"),
-            f"[yellow]saturated:[/] {p.saturated}" if p.saturated else "",
-        )
-    return table
-
-
-def run_group(
-    cfg: RunConfig,
-    rates: list[float] | None,
-    concurrencies: list[int] | None,
-    *,
-    quiet: bool,
-    as_json: bool,
-) -> GroupResult:
-    """A sweep (rate or concurrency lists) or --repeat N, printed as one table."""
-    from benchbench.errors import BenchError
-    from benchbench.sweep import run_repeats, run_sweep, write_report
-
-    err = Console(stderr=True)
-
-    def progress(p: Point) -> None:
-        if not as_json and not quiet:
-            note = f"  saturated: {p.saturated}" if p.saturated else ""
-            err.print(f"point {p.index} ({p.load}): run {p.run_id} done{note}", highlight=False)
-
-    multi = (rates and len(rates) > 1) or (concurrencies and len(concurrencies) > 1)
-    if multi and cfg.repeat > 1:
-        raise BenchError("give a --rate/--concurrency list (a sweep) or --repeat N, not both")
-    if multi:
-        group = run_sweep(
-            cfg,
-            rates=rates if rates and len(rates) > 1 else None,
-            concurrencies=concurrencies if concurrencies and len(concurrencies) > 1 else None,
-            on_point=progress,
-        )
-    else:
-        group = run_repeats(cfg, on_point=progress)
-    if as_json:
-        out = {
-            "group_id": group.group_id,
-            "kind": group.kind,
-            "stopped": group.stopped,
-            "points": [p.row() for p in group.points],
-        }
-        print(json.dumps(out, default=str))
-    else:
-        console = _console()
-        console.print(points_table(group.points, f"{group.kind} {group.group_id}"))
-        if group.stopped:
-            console.print(f"[yellow]{group.stopped}[/]", highlight=False)
-        if cfg.slo:
-            console.print(f"SLOs: {cfg.slo} (goodput counts errors in the denominator)")
-    if cfg.report:
-        err.print(write_report(cfg.db, group.run_ids, cfg.report))
-    return group
-
-
-def print_traffic_notes(console: Console, summary: RunSummary) -> None:
-    """What the traffic itself says: replay drift, ideal prefix hit, exact lengths, fingerprint."""
-    traffic = summary.extra.get("traffic") or {}
-    drift = summary.extra.get("replay_drift")
-    if drift and drift.get("n"):
-        console.print(
-            f"replay drift (sent - intended): p50 {drift['p50_ms']:.2f} ms, "
-            f"p99 {drift['p99_ms']:.2f} ms, max {drift['max_ms']:.2f} ms over {drift['n']} sends",
-            highlight=False,
-        )
-    if "ideal_prefix_hit" in traffic:
-        console.print(
-            f"ideal prefix-hit ratio {traffic['ideal_prefix_hit']:.1%} "
-            f"({traffic.get('ideal_prefix_hit_basis', '')}); the server's own hit ratio "
-            "comes from its metrics",
-            highlight=False,
-        )
-    exact = traffic.get("exact_lengths")
-    if isinstance(exact, dict):
-        stats = exact.get("stats")
-        done = f", {stats['fitted']} fitted, {stats['unfit']} not" if stats else ""
-        console.print(f"prompt lengths: {exact.get('method')}{done}", highlight=False)
-    if traffic.get("fingerprint"):
-        console.print(
-            f"traffic fingerprint {traffic['fingerprint'][:16]} "
-            f"(first {traffic.get('fingerprint_requests')} requests)",
-            style="dim",
-            highlight=False,
-        )
+    wide_console().print(table)
 
 
 def search_command(
+    ctx: typer.Context,
     slo: Annotated[str, typer.Option(help="SLOs to meet, e.g. ttft_p99_ms=500,tpot_p99_ms=50.")],
     low: Annotated[float, typer.Option(help="Lowest rate to try (req/s); should pass.")] = 1.0,
     high: Annotated[float, typer.Option(help="Highest rate to try (req/s); should fail.")] = 64.0,
@@ -225,61 +102,20 @@ def search_command(
         float, typer.Option(help="Stop when high/low <= 1 + precision (0.1 = within 10%).")
     ] = 0.1,
     max_probes: Annotated[int, typer.Option(help="Give up after this many probes.")] = 20,
-    duration: Annotated[float, typer.Option(help="Seconds each probe sends for.")] = 10.0,
-    endpoint: Annotated[
-        str | None, typer.Option(help="Base URL (.../v1); omitted: the built-in simulator.")
+    config: Annotated[
+        str | None, typer.Option(help="Read settings from this TOML file, as `bench run` does.")
     ] = None,
-    api: Annotated[str, typer.Option(help="chat or completions.")] = "chat",
-    model: Annotated[str | None, typer.Option(help="Model name (default: /v1/models).")] = None,
-    api_key: Annotated[
-        str | None, typer.Option(help="Bearer token (default: $OPENAI_API_KEY).")
-    ] = None,
-    arrival: Annotated[str, typer.Option(help="Arrival process, as in `bench run`.")] = "poisson",
-    workload: Annotated[str | None, typer.Option(help="Length preset.")] = None,
-    input_len: Annotated[
-        str, typer.Option(help="Input length spec.")
-    ] = "lognormal:median=512,sigma=0.6,max=4096",
-    output_len: Annotated[
-        str, typer.Option(help="Output length spec.")
-    ] = "lognormal:median=128,sigma=0.5,max=1024",
-    seed: Annotated[int, typer.Option(help="Seed for lengths, prompts and schedule.")] = 0,
-    timeout: Annotated[
-        float, typer.Option(help="Seconds a request may stay silent, as in `bench run`.")
-    ] = 300.0,
-    request_timeout: Annotated[
-        float, typer.Option(help="Total seconds one request may take, as in `bench run`.")
-    ] = 1800.0,
-    sim_fast: Annotated[
-        bool, typer.Option(help="Simulator only: stream as fast as possible.")
-    ] = False,
-    db: Annotated[str, typer.Option("--db", help="DuckDB store file.")] = "bench.duckdb",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    **options: Any,
 ) -> None:
     """Find the highest request rate that meets the SLOs, by bisection over short runs."""
-    import os
-
-    from benchbench.config import make_config
+    from benchbench.cli_render import points_table, wide_console
     from benchbench.search import search_rate
 
-    cfg = make_config(
-        endpoint=endpoint,
-        api=api,
-        model=model,
-        api_key=api_key or os.environ.get("OPENAI_API_KEY") or None,
-        rate=low,
-        arrival=arrival,
-        duration_s=duration,
-        workload=workload,
-        input_len=input_len,
-        output_len=output_len,
-        seed=seed,
-        timeout_s=timeout,
-        request_timeout_s=request_timeout,
-        slo=slo,
-        sim_fast=sim_fast,
-        idle_seconds=0.0,
-        db=db,
-    )
+    flags = {**given_on_command_line(ctx, options), "rate": str(low), "slo": slo}
+    for name, value in SEARCH_DEFAULTS.items():
+        flags.setdefault(name, value)
+    cfg, _, _ = build_config(config, flags)
     err = Console(stderr=True)
 
     def show(p: Any) -> None:
@@ -293,12 +129,20 @@ def search_command(
     if as_json:
         print(json.dumps(result.to_dict(), default=str))
         return
-    console = _console()
+    console = wide_console()
     console.print(points_table([p.point for p in result.probes], f"search {result.group_id}"))
     best = "none" if result.best_rate is None else f"{result.best_rate:.4g} req/s"
     console.print(f"highest rate meeting {slo}: [bold]{best}[/] ({result.note})")
     if result.best_rate is None:
         raise typer.Exit(1)
+
+
+# A probe is short and needs no idle baseline; the search sets the rate, the SLOs and groups.
+SEARCH_DEFAULTS = {"duration_s": 10.0, "idle_seconds": 0.0}
+with_parameters(
+    search_command,
+    run_parameters(frozenset({"rate", "concurrency", "slo", "repeat", "report"}), SEARCH_DEFAULTS),
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,155 +1,69 @@
-"""RunConfig: every knob of `bench run`, validated at the boundary (flags or a TOML file)."""
+"""The run's configuration: six frozen sections (target, load, workload, collect, prices,
+output), each field's description its only help text. `bench run` builds its flags from these
+models (benchbench/cli_options.py), reads them from a TOML file (`--config`) and prints one
+(`--print-config`); each stage of a run receives only the sections it needs."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from benchbench.errors import BenchError
+from benchbench.checks import check_header, check_http_url, parse_header_lines
+from benchbench.errors import ConfigError
 from benchbench.urls import redact_url
 
-# RFC 9110 token characters: what a header name may hold.
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
+# Fields that the command line spells differently from `--field-name` (minus a `_s` suffix).
+_FLAG = "flag"
+# Fields whose flag also takes a comma-separated list, which makes a sweep.
+_SWEEP = "sweep"
 
 
-def check_http_url(url: str, flag: str, example: str) -> None:
-    """Raise ValueError (one line, credentials removed) unless `url` is an http(s) URL with a
-    host and a valid port: the same URL must not pass here and then fail inside a client."""
-    from urllib.parse import urlsplit
-
-    import httpx
-
-    shown = redact_url(url)
-    hint = f"{flag} must be an http(s) URL like {example}, got {shown!r}"
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise ValueError(f"{hint} (it holds whitespace or control characters)")
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a port that is not a number in 0..65535
-        parsed = httpx.URL(url)
-    except ValueError as exc:  # httpx.InvalidURL is not a ValueError; caught below
-        raise ValueError(f"{hint} ({_redacted_reason(exc, url, shown)})") from None
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"{hint} ({_redacted_reason(exc, url, shown)})") from None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(hint)
-    if not parts.hostname or not parsed.host:
-        raise ValueError(f"{hint} (no host)")
-    if port == 0:
-        raise ValueError(f"{hint} (port 0)")
-
-
-def _redacted_reason(exc: Exception, url: str, shown: str) -> str:
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return reason.replace(url, shown)
-
-
-def check_header(name: str, value: str) -> None:
-    """Raise ValueError unless `name: value` is one well-formed header line: a name of token
-    characters, a value without CR, LF or other control characters (tab allowed). A CR/LF in
-    a value would otherwise end the line and smuggle in another header. The value is never
-    echoed: it may be a secret."""
-    if not name or not set(name) <= _TOKEN_CHARS:
-        raise ValueError(
-            f"--header name {name!r} is not a valid header name "
-            "(letters, digits and !#$%&'*+-.^_`|~ only)"
-        )
-    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
-        raise ValueError(
-            f"--header {name}: the value holds CR, LF or another control character; "
-            "a header value must be one line"
-        )
-
-
-class RunConfig(BaseModel):
+class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Target
-    endpoint: str | None = None  # base URL ending in /v1; None = the built-in simulator
-    api: Literal["chat", "completions"] = "chat"
-    model: str | None = None  # read from /v1/models when omitted
-    api_key: str | None = Field(default=None, repr=False)
-    headers: dict[str, str] = Field(default_factory=dict, repr=False)
-    stream: bool = True
-    transport: Literal["raw", "aiohttp", "httpx"] = "raw"
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
-    timeout_s: float = Field(default=300.0, gt=0)  # silence: longest wait for the next byte
-    # Total: one request from send to the end of its stream (a server may trickle bytes).
-    request_timeout_s: float = Field(default=1800.0, gt=0)
-    connect_timeout_s: float = Field(default=10.0, gt=0)
 
-    # Load
-    concurrency: int | None = Field(default=None, ge=1)
-    rate: float | None = Field(default=None, gt=0)
-    arrival: str = "poisson"
-    burstiness: float | None = Field(default=None, gt=0)
-    max_rate: float | None = Field(default=None, gt=0)
-    # Closed loop: a user's pause between a response and their next request (sessions: between
-    # turns): seconds, or a seeded distribution of seconds ("exp:mean=2", "uniform:min=1,max=3").
-    think_time: str = "0"
-    requests: int | None = Field(default=None, ge=1)
-    duration_s: float | None = Field(default=None, gt=0)
-    warmup: int = Field(default=0, ge=0)
-    drain_timeout_s: float | None = Field(default=None, gt=0)
+class Target(Section):
+    """The endpoint under test and how the client talks to it."""
 
-    # Workload
-    workload: str | None = None  # a length preset name
-    input_len: str = "lognormal:median=512,sigma=0.6,max=4096"
-    output_len: str = "lognormal:median=128,sigma=0.5,max=1024"
-    system_prompt_tokens: int = Field(default=0, ge=0)  # 0 with --workload agent: its own
-    system_prompt_share: float = Field(default=1.0, ge=0, le=1)  # requests sharing it
-    session_turns: str | None = None  # multi-turn sessions: turns per session (a length spec)
-    ignore_eos: bool = True
-    seed: int = 0
-    dataset: str | None = None
-    dataset_turns: Literal["first", "all"] = "first"
-    exact_lengths: Literal["auto", "server", "tokenizer", "off"] = "auto"
-    tokenizer: str | None = None  # a Hugging Face tokenizer.json for exact lengths
-
-    # Trace replay
-    trace: str | None = None
-    trace_format: str | None = None
-    trace_start_s: float = Field(default=0.0, ge=0)
-    trace_duration_s: float | None = Field(default=None, gt=0)
-    trace_offset_s: float = Field(default=0.0, ge=0)
-    speedup: float = Field(default=1.0, gt=0)
-    rate_scale: float | None = Field(default=None, gt=0)
-    trace_model: str | None = None  # BurstGPT filters
-    trace_log_type: str | None = None
-
-    # Store and output
-    db: str = "bench.duckdb"
-    name: str | None = None
-    slo: str | None = None
-
-    # Simulator (when no endpoint)
-    sim_fast: bool = False
-
-    # Collectors: energy and server metrics (issue: energy and cost)
-    gpus: str | None = None  # "0,1"; None = all visible (CUDA_VISIBLE_DEVICES honoured)
-    nvml: bool = True  # try the local NVML collector
-    idle_seconds: float = Field(default=3.0, ge=0)
-    sample_hz: float = Field(default=10.0, gt=0, le=100)
-    scrape: tuple[str, ...] = ()  # Prometheus /metrics URLs
-    scrape_interval_s: float = Field(default=1.0, gt=0)
-    power_agent: str | None = None
-    power_agent_token: str | None = Field(default=None, repr=False)
-
-    # Prices (cost)
-    gpu_price: float | None = Field(default=None, ge=0)  # USD per GPU-hour
-    instance_price: float | None = Field(default=None, ge=0)  # USD per instance-hour
-    gpu_count: int | None = Field(default=None, ge=1)
-    kwh_price: float | None = Field(default=None, ge=0)
-    pue: float = Field(default=1.0, ge=1.0)
-    input_price: float | None = Field(default=None, ge=0)  # USD per 1M input tokens (hosted)
-    output_price: float | None = Field(default=None, ge=0)  # USD per 1M output tokens
-
-    # Grouping (sweeps and repeats) and outputs
-    repeat: int = Field(default=1, ge=1)
-    report: str | None = None  # write an HTML report here after the run
+    endpoint: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. "
+        "Omitted: the built-in simulator is started and benchmarked.",
+    )
+    api: Literal["chat", "completions"] = Field("chat", description="chat or completions.")
+    model: str | None = Field(None, description="Model name; read from /v1/models if omitted.")
+    api_key: str | None = Field(
+        None, repr=False, description="Bearer token (default: $OPENAI_API_KEY)."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Extra header 'Name: value' (repeatable).",
+        json_schema_extra={_FLAG: "--header"},
+    )
+    stream: bool = Field(True, description="Stream responses (SSE).")
+    transport: Literal["raw", "aiohttp", "httpx"] = Field(
+        "raw",
+        description="HTTP client for streams: raw (asyncio protocol, lowest overhead), aiohttp "
+        "or httpx (both through httpx).",
+    )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="Client event loop: auto (uvloop when installed), uvloop, asyncio."
+    )
+    timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds a request may stay silent (no byte) before it counts as a timeout.",
+    )
+    request_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Total seconds one request may take, from send to the end of its stream "
+        "(--timeout is the silence limit).",
+    )
+    connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to open a connection.")
+    sim_fast: bool = Field(False, description="Simulator only: stream as fast as possible.")
 
     @field_validator("endpoint")
     @classmethod
@@ -158,6 +72,168 @@ class RunConfig(BaseModel):
             return v
         check_http_url(v, "--endpoint", "http://127.0.0.1:8000/v1")
         return v.rstrip("/")
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, v: object) -> object:
+        if isinstance(v, list | tuple):  # 'Name: value' lines, as the flag gives them
+            return parse_header_lines([str(line) for line in v])
+        if isinstance(v, dict):
+            for name, value in v.items():
+                check_header(str(name), str(value))
+        return v
+
+
+class Load(Section):
+    """When requests are sent: open loop (a rate) or closed loop (a concurrency), and for how
+    long."""
+
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Closed loop: requests kept in flight; a list (1,4,16,64) sweeps them.",
+        json_schema_extra={_SWEEP: True},
+    )
+    rate: float | None = Field(
+        None,
+        gt=0,
+        description="Open loop: requests per second; a list (1,2,4,8) sweeps them.",
+        json_schema_extra={_SWEEP: True},
+    )
+    arrival: str = Field(
+        "poisson",
+        description="Open-loop arrivals: poisson, constant, gamma:cv=2, onoff, ramp:..., "
+        "diurnal:...",
+    )
+    burstiness: float | None = Field(
+        None, gt=0, description="Gamma shape k for open-loop arrivals (CV = 1/sqrt(k))."
+    )
+    max_rate: float | None = Field(
+        None, gt=0, description="Closed loop: cap the send rate (req/s)."
+    )
+    think_time: str = Field(
+        "0",
+        description="Closed loop: a user's pause between a response and their next request "
+        "(sessions: between turns): seconds, or seeded exp:mean=S or uniform:min=A,max=B.",
+    )
+    requests: int | None = Field(
+        None, ge=1, description="Measured requests to send (default 100 unless --duration)."
+    )
+    duration_s: float | None = Field(
+        None, gt=0, description="Stop sending after this many seconds."
+    )
+    warmup: int = Field(
+        0, ge=0, description="Warm-up requests sent first and excluded from metrics."
+    )
+    drain_timeout_s: float | None = Field(
+        None, gt=0, description="Cancel requests still running this long after sending stops."
+    )
+
+    @field_validator("think_time", mode="before")
+    @classmethod
+    def _think_time(cls, v: object) -> str:
+        from loadgen.sessions import parse_think_time
+
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise ValueError(f"give seconds or a distribution, got {v!r}")
+        think = parse_think_time(v)
+        return "0" if think.is_zero else think.describe()
+
+
+class Workload(Section):
+    """What is sent: synthetic lengths, a dataset, sessions, or a replayed trace."""
+
+    preset: str | None = Field(
+        None,
+        description="Length preset (see `bench workloads`).",
+        json_schema_extra={_FLAG: "--workload"},
+    )
+    input_len: str = Field(
+        "lognormal:median=512,sigma=0.6,max=4096",
+        description="Input length: N, uniform:min=..,max=.., normal:mean=..,std=.., "
+        "lognormal:median=..,sigma=..",
+    )
+    output_len: str = Field(
+        "lognormal:median=128,sigma=0.5,max=1024",
+        description="Output length distribution (same forms as --input-len).",
+    )
+    system_prompt_tokens: int = Field(0, ge=0, description="Shared system prompt length (tokens).")
+    system_prompt_share: float = Field(
+        1.0, ge=0, le=1, description="Fraction of requests carrying the shared system prompt."
+    )
+    session_turns: str | None = Field(
+        None,
+        description="Multi-turn sessions carrying their history: turns per session (N or a "
+        "length spec); closed loop, one session per concurrency slot.",
+    )
+    ignore_eos: bool = Field(True, description="Ask the server to generate exactly max_tokens.")
+    salt: bool = Field(
+        True,
+        description="Start every prompt with a short per-run nonce so a rerun is never served "
+        "from the server's prompt cache; --no-salt sends byte-identical prompts (warm-cache "
+        "runs).",
+    )
+    seed: int = Field(0, description="Seed for lengths, prompts and the schedule.")
+    dataset: str | None = Field(
+        None, description="Prompts from a ShareGPT JSON, JSONL or text file."
+    )
+    dataset_turns: Literal["first", "all"] = Field(
+        "first", description="Dataset conversations: first user turn, or all turns with history."
+    )
+    exact_lengths: Literal["auto", "server", "tokenizer", "off"] = Field(
+        "auto",
+        description="Fit prompts to exact token counts: auto, server (/tokenize), tokenizer "
+        "(--tokenizer), off.",
+    )
+    tokenizer: str | None = Field(
+        None, description="A Hugging Face tokenizer.json for --exact-lengths."
+    )
+    trace: str | None = Field(
+        None, description="Replay a timestamped trace file (Azure, BurstGPT, Mooncake, ...)."
+    )
+    trace_format: str | None = Field(
+        None, description="Trace format (default: sniffed): azure, burstgpt, mooncake, ..."
+    )
+    trace_start_s: float = Field(
+        0.0, ge=0, description="Replay from this many seconds into the trace."
+    )
+    trace_duration_s: float | None = Field(
+        None, gt=0, description="Replay this many seconds of trace time."
+    )
+    trace_offset_s: float = Field(
+        0.0, ge=0, description="Seconds of run time before the first replayed request."
+    )
+    speedup: float = Field(
+        1.0, gt=0, description="Replay faster: trace seconds per run second (10 = 10x)."
+    )
+    rate_scale: float | None = Field(
+        None, gt=0, description="Replay at this multiple of the trace's rate, keeping its duration."
+    )
+    trace_model: str | None = Field(None, description="BurstGPT: replay only this model's rows.")
+    trace_log_type: str | None = Field(
+        None, description="BurstGPT: replay only this log type's rows."
+    )
+
+
+class Collect(Section):
+    """What is measured beside the requests: GPU power and energy, server metrics."""
+
+    gpus: str | None = Field(
+        None, description="GPU indices for NVML, e.g. 0,1 (default: all visible)."
+    )
+    nvml: bool = Field(True, description="Measure local GPUs through NVML when present.")
+    idle_seconds: float = Field(
+        3.0, ge=0, description="Idle baseline before load, for idle watts (0 skips)."
+    )
+    sample_hz: float = Field(10.0, gt=0, le=100, description="Power samples per second per GPU.")
+    scrape: tuple[str, ...] = Field(
+        (), description="Prometheus /metrics URL to scrape during the run (repeatable)."
+    )
+    scrape_interval_s: float = Field(1.0, gt=0, description="Seconds between scrapes.")
+    power_agent: str | None = Field(None, description="URL of a `bench agent` on the GPU host.")
+    power_agent_token: str | None = Field(
+        None, repr=False, description="Bearer token for --power-agent."
+    )
 
     @field_validator("scrape")
     @classmethod
@@ -173,72 +249,178 @@ class RunConfig(BaseModel):
             check_http_url(v, "--power-agent", "http://gpu-host:9464")
         return v
 
-    @field_validator("headers")
-    @classmethod
-    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
-        for name, value in v.items():
-            check_header(name, value)
-        return v
 
-    @field_validator("think_time", mode="before")
-    @classmethod
-    def _think_time(cls, v: object) -> str:
-        from loadgen.sessions import parse_think_time
+class Prices(Section):
+    """What the hardware or the hosted API costs (cost figures are omitted without them)."""
 
-        if not isinstance(v, str | int | float) or isinstance(v, bool):
-            raise ValueError(f"give seconds or a distribution, got {v!r}")
-        think = parse_think_time(v)
-        return "0" if think.is_zero else think.describe()
+    gpu_price: float | None = Field(
+        None,
+        ge=0,
+        description="USD per GPU-hour (default: a dated table by GPU name); without "
+        "--gpu-count, a remote endpoint counts as one GPU.",
+    )
+    instance_price: float | None = Field(
+        None, ge=0, description="USD per instance-hour (with --gpu-count)."
+    )
+    gpu_count: int | None = Field(None, ge=1, description="GPUs serving the endpoint (for prices).")
+    kwh_price: float | None = Field(
+        None, ge=0, description="USD per kWh, for energy cost (shown separately)."
+    )
+    pue: float = Field(1.0, ge=1.0, description="Data-centre PUE applied to energy cost.")
+    input_price: float | None = Field(
+        None, ge=0, description="Hosted API: USD per 1M input tokens."
+    )
+    output_price: float | None = Field(
+        None, ge=0, description="Hosted API: USD per 1M output tokens."
+    )
+
+
+class Output(Section):
+    """Where the run is stored and what is made of it."""
+
+    db: str = Field("bench.duckdb", description="DuckDB store file holding the runs.")
+    name: str | None = Field(None, description="A label stored with the run.")
+    slo: str | None = Field(
+        None, description="SLOs for goodput, e.g. ttft_p99_ms=500,tpot_p99_ms=50."
+    )
+    repeat: int = Field(
+        1, ge=1, description="Run the same configuration N times (pooled by `bench gate`)."
+    )
+    report: str | None = Field(None, description="Write an HTML report of the run to this path.")
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "target": Target,
+    "load": Load,
+    "workload": Workload,
+    "collect": Collect,
+    "prices": Prices,
+    "output": Output,
+}
+# Fields whose value is a secret: never stored, never printed.
+SECRETS = frozenset({"api_key", "headers", "power_agent_token"})
+
+
+def section_of(field: str) -> str:
+    """The section that declares `field` (field names are unique across sections)."""
+    for name, model in SECTIONS.items():
+        if field in model.model_fields:
+            return name
+    raise ConfigError(f"unknown setting {field!r}")
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag of a field: --field-name without a `_s` unit suffix."""
+    info = SECTIONS[section_of(field)].model_fields[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return str(extra.get(_FLAG) or "--" + field.removesuffix("_s").replace("_", "-"))
+
+
+def is_sweepable(field: str) -> bool:
+    info = SECTIONS[section_of(field)].model_fields[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return bool(extra.get(_SWEEP))
+
+
+class RunConfig(BaseModel):
+    """One run's whole configuration, validated across sections."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: Target = Field(default_factory=Target)
+    load: Load = Field(default_factory=Load)
+    workload: Workload = Field(default_factory=Workload)
+    collect: Collect = Field(default_factory=Collect)
+    prices: Prices = Field(default_factory=Prices)
+    output: Output = Field(default_factory=Output)
 
     @model_validator(mode="after")
-    def _load(self) -> RunConfig:
-        if self.concurrency is not None and self.rate is not None:
+    def _across_sections(self) -> RunConfig:
+        load, wl = self.load, self.workload
+        if load.concurrency is not None and load.rate is not None:
             raise ValueError(
                 "give either --concurrency (closed loop) or --rate (open loop), not both"
             )
-        if self.session_turns is not None and self.trace is not None:
+        if wl.session_turns is not None and wl.trace is not None:
             raise ValueError("--session-turns builds synthetic sessions: drop --trace")
-        if self.think_time != "0" and self.open_loop and self.session_turns is None:
+        if load.think_time != "0" and self.open_loop and wl.session_turns is None:
             raise ValueError(
                 "--think-time paces closed-loop users (--concurrency) or the turns of "
                 "--session-turns; open-loop arrivals do not wait for responses"
             )
-        if self.requests is None and self.duration_s is None and self.trace is None:
-            object.__setattr__(self, "requests", 100)
-        if self.concurrency is None and not self.open_loop:
-            object.__setattr__(self, "concurrency", 8)
+        defaults: dict[str, Any] = {}
+        if load.requests is None and load.duration_s is None and wl.trace is None:
+            defaults["requests"] = 100
+        if load.concurrency is None and not self.open_loop:
+            defaults["concurrency"] = 8
+        if defaults:  # values of the section's own types: nothing left to validate
+            object.__setattr__(self, "load", load.model_copy(update=defaults))
         return self
 
     @property
     def open_loop(self) -> bool:
-        return self.rate is not None or self.trace is not None
+        return self.load.rate is not None or self.workload.trace is not None
+
+    def __getattr__(self, name: str) -> Any:
+        # Read-only flat access (cfg.rate is cfg.load.rate) for stages not yet handed their
+        # own section; a field name belongs to exactly one section (tests/benchbench/test_config).
+        if not name.startswith("_"):
+            for section in SECTIONS:
+                if name in SECTIONS[section].model_fields:
+                    return getattr(self.__dict__[section], name)
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def flat(self) -> dict[str, Any]:
+        """Every field by its own name, sections merged."""
+        return {k: v for s in SECTIONS for k, v in getattr(self, s).model_dump().items()}
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A validated variant (a sweep point, a search probe): the changed fields are checked
+        against every rule, as if given on the command line."""
+        return make_config(**{**self.flat(), **changes})
 
     def public_dict(self) -> dict[str, object]:
-        """The config as stored with the run: secrets never reach the store."""
-        d = self.model_dump()
-        d["endpoint"] = redact_url(self.endpoint) if self.endpoint else None
-        d["scrape"] = [redact_url(u) for u in self.scrape]
-        d["power_agent"] = redact_url(self.power_agent) if self.power_agent else None
-        d["api_key"] = "***" if self.api_key else None
-        d["headers"] = {k: "***" for k in self.headers}
-        d["power_agent_token"] = "***" if self.power_agent_token else None
+        """The config as stored with the run (flat, by field name): secrets never reach the
+        store."""
+        d = self.flat()
+        d["endpoint"] = redact_url(self.target.endpoint) if self.target.endpoint else None
+        d["scrape"] = [redact_url(u) for u in self.collect.scrape]
+        agent = self.collect.power_agent
+        d["power_agent"] = redact_url(agent) if agent else None
+        d["api_key"] = "***" if self.target.api_key else None
+        d["headers"] = {k: "***" for k in self.target.headers}
+        d["power_agent_token"] = "***" if self.collect.power_agent_token else None
         return d
 
 
-def make_config(**kwargs: object) -> RunConfig:
-    """Build a RunConfig, turning pydantic's multi-line report into one actionable line."""
+def make_config(sections: dict[str, dict[str, Any]] | None = None, /, **fields: Any) -> RunConfig:
+    """A RunConfig from section tables (a TOML file) overridden by fields given by name
+    (flags); pydantic's multi-line report becomes one line naming the flag to fix."""
+    tables: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for name, table in (sections or {}).items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown config section [{name}]; sections: {', '.join(SECTIONS)}")
+        tables[name].update(table)
+    for field, value in fields.items():
+        tables[section_of(field)][field] = value
     try:
-        return RunConfig(**kwargs)  # type: ignore[arg-type]
+        return RunConfig(**tables)  # type: ignore[arg-type]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "config"
-        msg = err["msg"].removeprefix("Value error, ")
-        flag = "--" + loc.removesuffix("_s").replace("_", "-") if loc != "config" else ""
-        flag = _FLAG_NAMES.get(flag, flag)
-        if flag and msg.startswith(flag):
-            flag = ""  # the message names its flag already
-        raise BenchError(f"{flag + ': ' if flag else ''}{msg}") from None
+        raise ConfigError(_one_line(exc)) from None
 
 
-# Fields whose flag is not their name with dashes.
-_FLAG_NAMES = {"--headers": "--header"}
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    msg = err["msg"].removeprefix("Value error, ")
+    field = next((p for p in reversed(loc) if _known(p)), None)
+    if err["type"] == "extra_forbidden":
+        return f"unknown setting {'.'.join(loc)!r}"
+    flag = flag_of(field) if field else ""
+    if flag and msg.startswith(flag):
+        flag = ""  # the message names its flag already
+    return f"{flag + ': ' if flag else ''}{msg}"
+
+
+def _known(field: str) -> bool:
+    return any(field in m.model_fields for m in SECTIONS.values())

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchbench.config import RunConfig
-from benchbench.errors import BenchError
+from benchbench.errors import ConfigError
 from benchbench.metrics import parse_slos
-from benchbench.orchestrate import run_benchmark
-from benchbench.sweep import GroupResult, Point, RunFn, new_group_id, run_points
+from benchbench.sweep import GroupResult, Point, new_group_id, run_points
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +79,21 @@ def search_rate(
     precision: float = 0.1,
     max_probes: int = 20,
     on_probe: Callable[[Probe], None] | None = None,
-    run: RunFn = run_benchmark,
-    **kw: Any,
 ) -> SearchResult:
     """Bisect the request rate between ``low`` and ``high`` (req/s); ``cfg.slo`` is required
     and ``cfg`` says how long each probe runs (--duration or --requests)."""
-    if not cfg.slo:
-        raise BenchError("bench search needs --slo, e.g. --slo ttft_p99_ms=500,tpot_p99_ms=50")
-    parse_slos(cfg.slo)
+    if not cfg.output.slo:
+        raise ConfigError("bench search needs --slo, e.g. --slo ttft_p99_ms=500,tpot_p99_ms=50")
+    parse_slos(cfg.output.slo)
     if not (0 < low < high and math.isfinite(high)):
-        raise BenchError(f"--low must be > 0 and below --high, got {low:g} and {high:g}")
+        raise ConfigError(f"--low must be > 0 and below --high, got {low:g} and {high:g}")
     if not precision > 0:
-        raise BenchError(f"--precision must be > 0 (relative, 0.1 = 10%), got {precision:g}")
+        raise ConfigError(f"--precision must be > 0 (relative, 0.1 = 10%), got {precision:g}")
     group = GroupResult(new_group_id("search"), "search")
     probes: list[Probe] = []
 
     def probe(rate: float) -> bool:
-        run_points(cfg, [(rate, None)], "search", group=group, run=run, **kw)
+        run_points(cfg, [(rate, None)], "search", group=group)
         one = group.points[-1]
         passed, why = judge(one)
         p = Probe(rate, passed, why, one)

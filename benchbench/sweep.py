@@ -1,11 +1,15 @@
 """Several measured runs from one command: sweeps over rate or concurrency, and repeats.
 
-Each point is one `run_benchmark` call stored under its own run id and tied to the others by
-a RunGroup (runs.sweep_id, sweep_point, group_kind). A rate sweep stops climbing at the first
+Each point is one `execute` call stored under its own run id and tied to the others by a
+RunGroup (runs.sweep_id, sweep_point, group_kind). A rate sweep stops climbing at the first
 over-saturated point, since every point above it only measures a longer queue.
 
 Over-saturation, judged within a point from the store (ok, measured requests):
-- the client could not send at the requested rate (achieved < 90% of requested);
+- the client fell behind its own schedule: the sends' lag behind their intended times (which
+  are stored) reached BEHIND_MS at p99. A Poisson schedule of a few dozen arrivals deviates
+  from its nominal rate by tens of percent by chance, so the achieved rate alone proves
+  nothing; the lag compares each send with the time the plan gave it. The client is named as
+  the bottleneck only when its own health figures say so (CPU share, event-loop lag);
 - the server completed well under what was sent (completions/s < 85% of sends/s);
 - time to first token grew without bound (open loop; a closed loop's queue is bounded): the
   median TTFT of the last third of requests (in send order) is over 4x that of the first
@@ -21,20 +25,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchbench.config import RunConfig
-from benchbench.metrics import RunSummary, parse_slos, summarize
-from benchbench.orchestrate import RunGroup, RunResult, run_benchmark
+from benchbench.execute import RunGroup, RunPlan, execute
+from benchbench.metrics import RunSummary
+from benchbench.results import load_results
+from benchbench.runloop import busy_warnings
 from benchbench.store import open_store
 
-RunFn = Callable[..., RunResult]
+BEHIND_MS = 100.0  # schedule lag p99 at which a point's sends fell behind their plan
 
 
 @dataclass(frozen=True, slots=True)
 class PointCheck:
-    """What the store says about one point's load: completions/s and TTFT drift."""
+    """What the store says about one point's load."""
 
     completed_rate: float | None  # ok completions per second, first to last completion
     ttft_first_ms: float | None  # median TTFT of the first third of requests (send order)
     ttft_last_ms: float | None  # and of the last third
+    lag_p99_ms: float | None = None  # sends behind their intended time (open loop)
+    client_busy: str | None = None  # the client's own health warning, if any
 
 
 @dataclass(slots=True)
@@ -62,6 +70,7 @@ class Point:
             "concurrency": self.concurrency,
             "achieved_rate": s.achieved_rate,
             "completed_rate": self.check.completed_rate,
+            "schedule_lag_p99_ms": self.check.lag_p99_ms,
             "requests_s": s.requests_s,
             "output_tok_s": s.output_tok_s,
             "ttft_p50_ms": d["ttft_ms"].p50,
@@ -97,53 +106,6 @@ def new_group_id(kind: str) -> str:
     return f"{kind}-{uuid.uuid4().hex[:12]}"
 
 
-def parse_list(text: str | None, flag: str, cast: type) -> list[Any] | None:
-    """`--rate 1,2,4` -> [1.0, 2.0, 4.0]; None stays None. One line on bad input."""
-    if text is None:
-        return None
-    try:
-        values = [cast(p) for p in (p.strip() for p in text.split(",")) if p]
-    except ValueError:
-        values = []
-    if not values or any(v <= 0 for v in values):
-        kind = "whole numbers" if cast is int else "numbers"
-        raise ValueError(f"{flag} must be {kind} > 0, one or a list like 1,2,4,8; got {text!r}")
-    return values
-
-
-def measure(
-    cfg: RunConfig, *, group: RunGroup | None = None, run: RunFn = run_benchmark, **kw: Any
-) -> RunResult:
-    """One run, then what only the finished run can tell: its schedule fingerprint stored in
-    runs.fingerprint and, for trace replay, the send-time drift in runs.extra."""
-    result = run(cfg, group=group, **kw)
-    annotate_run(cfg.db, result)
-    return result
-
-
-def annotate_run(db: str, result: RunResult) -> None:
-    traffic = result.summary.extra.get("traffic") or {}
-    added: dict[str, Any] = {}
-    store = open_store(db)
-    try:
-        if traffic.get("fingerprint"):
-            store.update_run(result.run_id, fingerprint=traffic["fingerprint"])
-        if result.header.get("load") == "trace replay" or "trace" in traffic:
-            from loadgen.replay import replay_drift
-
-            rows = store.con.execute(
-                "SELECT intended_ns, sent_ns FROM requests WHERE run_id = ? AND NOT warmup",
-                [result.run_id],
-            ).fetchall()
-            added["replay_drift"] = replay_drift([r[0] for r in rows], [r[1] for r in rows])
-        if added:
-            extra = {**result.summary.extra, **added}
-            store.update_run(result.run_id, extra=extra)
-            result.summary.extra.update(added)
-    finally:
-        store.close()
-
-
 def point_check(db: str, run_id: int) -> PointCheck:
     store = open_store(db, read_only=True)
     try:
@@ -156,47 +118,45 @@ def point_check(db: str, run_id: int) -> PointCheck:
                    WHERE run_id = ? AND NOT warmup AND error_kind IS NULL)
                SELECT count(*), min(done_ns), max(done_ns),
                       median(ttft_ms) FILTER (WHERE third = 1),
-                      median(ttft_ms) FILTER (WHERE third = 3)
+                      median(ttft_ms) FILTER (WHERE third = 3),
+                      (SELECT quantile_disc((sent_ns - intended_ns) / 1e6, 0.99) FROM requests
+                       WHERE run_id = ? AND NOT warmup AND intended_ns IS NOT NULL
+                             AND sent_ns IS NOT NULL)
                FROM r""",
-            [run_id],
+            [run_id, run_id],
         ).fetchone()
+        client = load_results(store.con, run_id).client
     finally:
         store.close()
     assert row is not None
-    n, t0, t1, first, last = row
+    n, t0, t1, first, last, lag = row
     rate = (n - 1) / ((t1 - t0) / 1e9) if n and n > 2 and t1 > t0 else None
-    return PointCheck(rate, first, last)
+    busy = busy_warnings(client.cpu_util, client.loop_lag_p99_ms) if client else []
+    return PointCheck(rate, first, last, lag, busy[0] if busy else None)
 
 
 def saturation(summary: RunSummary, check: PointCheck, requested_rate: float | None) -> str | None:
     """Why a point is over-saturated, or None. See the module docstring for the rules."""
-    if requested_rate is not None:
-        achieved = summary.achieved_rate
-        if achieved is not None and achieved < 0.9 * requested_rate:
-            return (
-                f"the client sent {achieved:.3g} of {requested_rate:g} req/s "
-                "(client-bound: see the run's warnings)"
-            )
-        sent_rate = achieved or requested_rate
-        # Completions spread over the spread of service times, so the completion rate only
-        # says "queueing" when the point sends for much longer than one request takes.
-        e2e = summary.distributions.get("e2e_ms")
-        e2e_s = ((e2e.p50 if e2e else None) or 0.0) / 1e3
-        send_span_s = summary.sent / sent_rate if sent_rate else 0.0
-        if (
-            check.completed_rate is not None
-            and send_span_s >= 10 * e2e_s
-            and check.completed_rate < 0.85 * sent_rate
-        ):
-            return (
-                f"the server completed {check.completed_rate:.3g} req/s of "
-                f"{sent_rate:.3g} sent: requests queue"
-            )
-        first, last = check.ttft_first_ms, check.ttft_last_ms
-        if first is not None and last is not None and last > 4 * first and last - first > 25:
-            return (
-                f"TTFT grew from {first:.0f} ms to {last:.0f} ms within the point: a growing queue"
-            )
+    if requested_rate is None:
+        return None
+    if check.lag_p99_ms is not None and check.lag_p99_ms >= BEHIND_MS:
+        why = f"client-bound: {check.client_busy}" if check.client_busy else "see schedule lag"
+        return (
+            f"the client's sends fell {check.lag_p99_ms:.0f} ms behind schedule at p99 "
+            f"({why})"
+        )
+    sent_rate = summary.achieved_rate or requested_rate
+    # Completions spread over the spread of service times, so the completion rate only says
+    # "queueing" when the point sends for much longer than one request takes.
+    e2e = summary.distributions.get("e2e_ms")
+    e2e_s = ((e2e.p50 if e2e else None) or 0.0) / 1e3
+    send_span_s = summary.sent / sent_rate if sent_rate else 0.0
+    done = check.completed_rate
+    if done is not None and send_span_s >= 10 * e2e_s and done < 0.85 * sent_rate:
+        return f"the server completed {done:.3g} req/s of {sent_rate:.3g} sent: requests queue"
+    first, last = check.ttft_first_ms, check.ttft_last_ms
+    if first is not None and last is not None and last > 4 * first and last - first > 25:
+        return f"TTFT grew from {first:.0f} ms to {last:.0f} ms within the point: a growing queue"
     return None
 
 
@@ -219,24 +179,19 @@ def run_points(
     stop_on_saturation: bool = True,
     on_point: Callable[[Point], None] | None = None,
     group: GroupResult | None = None,
-    run: RunFn = run_benchmark,
-    **kw: Any,
 ) -> GroupResult:
     """One run per (rate, concurrency) in ``loads``, grouped as ``kind`` (added to ``group``
     when given, so a search's probes share one group)."""
     group = group if group is not None else GroupResult(new_group_id(kind), kind)
-    slos = parse_slos(cfg.slo) if cfg.slo else None
     for j, (rate, conc) in enumerate(loads):
         i = len(group.points)
-        point_cfg = cfg.model_copy(update={"rate": rate, "concurrency": conc})
-        result = measure(point_cfg, group=RunGroup(group.group_id, kind, i), run=run, **kw)
-        summary = result.summary
-        if slos and summary.goodput is None:
-            summary = _summary(cfg.db, result.run_id, slos, summary)
-        check = point_check(cfg.db, result.run_id)
-        point = Point(i, rate, conc if rate is None else None, result.run_id, summary, check)
+        point_cfg = cfg.replace(rate=rate, concurrency=conc)
+        result = execute(RunPlan(point_cfg, RunGroup(group.group_id, kind, i)))
+        check = point_check(cfg.output.db, result.run_id)
+        concurrency = point_cfg.load.concurrency if rate is None else None
+        point = Point(i, rate, concurrency, result.run_id, result.summary, check)
         point.status = result.status
-        point.saturated = saturation(summary, check, rate)
+        point.saturated = saturation(result.summary, check, rate)
         if point.saturated is None and group.points and kind == "sweep":
             point.saturated = _plateau(group.points[-1], point)
         group.points.append(point)
@@ -251,47 +206,26 @@ def run_points(
     return group
 
 
-def _summary(db: str, run_id: int, slos: dict[str, float], old: RunSummary) -> RunSummary:
-    store = open_store(db, read_only=True)
-    try:
-        s = summarize(store.con, run_id, slos)
-    finally:
-        store.close()
-    s.extra = old.extra
-    return s
-
-
 def run_sweep(
     cfg: RunConfig,
     *,
     rates: Sequence[float] | None = None,
     concurrencies: Sequence[int] | None = None,
-    **kw: Any,
+    on_point: Callable[[Point], None] | None = None,
 ) -> GroupResult:
     """A sweep over ``rates`` (open loop) or ``concurrencies`` (closed loop), in the order
     given, stopping at the first over-saturated point."""
     if (rates is None) == (concurrencies is None):
-        raise ValueError("a sweep needs either --rate or --concurrency lists, not both")
+        raise ValueError("a sweep needs either rates or concurrencies, not both")
     loads: list[tuple[float | None, int | None]] = (
         [(float(r), None) for r in rates] if rates is not None else []
     )
     if concurrencies is not None:
         loads = [(None, int(c)) for c in concurrencies]
-    return run_points(cfg, loads, "sweep", **kw)
+    return run_points(cfg, loads, "sweep", on_point=on_point)
 
 
-def run_repeats(cfg: RunConfig, **kw: Any) -> GroupResult:
-    """The same configuration ``cfg.repeat`` times (same seed, same requests)."""
-    loads = [(cfg.rate, cfg.concurrency)] * cfg.repeat
-    return run_points(cfg, loads, "repeat", stop_on_saturation=False, **kw)
-
-
-def write_report(db: str, run_ids: list[int], out_path: str) -> str:
-    """The HTML report through benchbench.cli_report when it exists; a line saying what
-    happened either way."""
-    try:
-        from benchbench.cli_report import write_report as _write
-    except ImportError:
-        return f"reports not available: {out_path} not written"
-    _write(db, run_ids, out_path)
-    return f"report written to {out_path}"
+def run_repeats(cfg: RunConfig, on_point: Callable[[Point], None] | None = None) -> GroupResult:
+    """The same configuration ``cfg.output.repeat`` times (same seed, same requests)."""
+    loads = [(cfg.load.rate, cfg.load.concurrency)] * cfg.output.repeat
+    return run_points(cfg, loads, "repeat", stop_on_saturation=False, on_point=on_point)

@@ -7,12 +7,15 @@ import asyncio
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from benchbench.errors import BenchError
+from benchbench.errors import EndpointError
 from benchbench.urls import redact_url
+
+if TYPE_CHECKING:
+    from benchbench.config import Target
 
 T = TypeVar("T")
 
@@ -95,28 +98,28 @@ def discover_model(
     try:
         resp = http_call("GET", url, headers, bounds)
     except httpx.ConnectError:
-        raise BenchError(
+        raise EndpointError(
             f"cannot connect to {shown_base}: is the server running? (check --endpoint)"
         ) from None
     except DeadlineExceeded:
-        raise BenchError(
+        raise EndpointError(
             f"{shown} did not finish answering within {bounds.total_s:g} s "
             "(check --endpoint, or raise --request-timeout)"
         ) from None
     except httpx.TimeoutException:
-        raise BenchError(
+        raise EndpointError(
             f"{shown} did not answer within {bounds.silence_s:g} s (check --endpoint)"
         ) from None
     except httpx.HTTPError as exc:
         reason = str(exc).splitlines()[0].replace(url, shown) if str(exc) else ""
-        raise BenchError(f"request to {shown} failed: {type(exc).__name__}: {reason}") from None
+        raise EndpointError(f"request to {shown} failed: {type(exc).__name__}: {reason}") from None
     if resp.status_code in (401, 403):
-        raise BenchError(
+        raise EndpointError(
             f"{shown} answered {resp.status_code} (unauthorised): "
             "pass --api-key or set OPENAI_API_KEY"
         )
     if resp.status_code != 200:
-        raise BenchError(
+        raise EndpointError(
             f"{shown} answered HTTP {resp.status_code}; "
             "pass --model NAME if the server has no /models"
         )
@@ -124,7 +127,31 @@ def discover_model(
         data = resp.json()
         return str(data["data"][0]["id"])
     except (ValueError, KeyError, IndexError, TypeError):
-        raise BenchError(
+        raise EndpointError(
             f"{shown} did not return an OpenAI model list; pass --model NAME (is this an "
             "OpenAI-compatible /v1 URL?)"
         ) from None
+
+
+class TargetLink:
+    """The endpoint as one run reaches it: base URL, headers with auth, the run's bounds, and
+    the model name, asked of GET /models at most once per run (the prompt-length fit and the
+    run itself share it)."""
+
+    def __init__(self, target: Target, base_url: str) -> None:
+        self.target = target
+        self.base_url = base_url
+        self.headers = auth_headers(target.api_key, target.headers)
+        self._model = target.model
+
+    def model(self) -> str:
+        if self._model is None:
+            t = self.target
+            self._model = discover_model(
+                self.base_url,
+                self.headers,
+                t.timeout_s,
+                t.request_timeout_s,
+                connect_timeout_s=t.connect_timeout_s,
+            )
+        return self._model

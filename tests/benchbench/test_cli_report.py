@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from benchbench.cli import app
-from benchbench.cli_report import resolve_runs, write_report
+from benchbench.report_file import resolve_runs, write_report
 from benchbench.errors import BenchError
 from benchbench.store import open_store
 from reports import chart_count
@@ -44,8 +44,14 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
-def test_default_is_the_latest_run_with_a_hint_about_its_sweep(db: str) -> None:
-    ids, hint = resolve_runs(db, [], None)
+def test_default_follows_the_last_command_a_whole_sweep(db: str) -> None:
+    ids, note = resolve_runs(db, [], None)
+    assert ids == [2, 3]
+    assert note is not None and "sw1" in note
+
+
+def test_latest_named_is_one_run_with_a_hint_about_its_sweep(db: str) -> None:
+    ids, hint = resolve_runs(db, ["latest"], None)
     assert ids == [3]
     assert hint is not None and "--sweep sw1" in hint
 

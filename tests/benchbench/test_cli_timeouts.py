@@ -340,7 +340,7 @@ def test_a_stalling_tokenize_does_not_hold_the_run_before_it_starts(
     traffic = within(8, lambda: build_traffic(cfg))
     assert "approximate" in traffic.description["exact_lengths"]["method"]  # type: ignore[attr-defined]
     with pytest.raises(BenchError, match="/tokenize does not answer"):
-        within(8, lambda: build_traffic(cfg.model_copy(update={"exact_lengths": "server"})))
+        within(8, lambda: build_traffic(cfg.replace(exact_lengths="server")))
 
 
 def test_request_timeout_is_a_run_flag_with_a_generous_default() -> None:

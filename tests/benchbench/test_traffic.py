@@ -16,7 +16,7 @@ import pytest
 
 from benchbench.config import make_config
 from benchbench.errors import BenchError
-from benchbench.orchestrate import run_benchmark
+from benchbench.execute import run_benchmark
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.traffic import build_traffic
 from loadgen.replay import ReplayOptions, plan_replay
@@ -121,11 +121,11 @@ def test_dataset_turns_all_gives_one_request_per_user_turn(tmp_path: Path) -> No
 
 
 def test_agent_preset_shares_a_long_system_prompt() -> None:
-    d = build_traffic(_cfg(workload="agent", requests=30)).description
+    d = build_traffic(_cfg(preset="agent", requests=30)).description
     assert 4500 < d["system_prompt_tokens"] < 5800  # ~0.6 x mean input (~8.6k)
     assert d["ideal_prefix_hit"] > 0.5
     with pytest.raises(BenchError, match="valid presets: .*agent"):
-        build_traffic(_cfg(workload="nope"))
+        build_traffic(_cfg(preset="nope"))
 
 
 def test_open_loop_sessions_start_one_session_per_arrival() -> None:
