@@ -9,6 +9,8 @@ import pytest
 from collectors.nvml import DETAIL_METRICS, FAST_METRICS, NvmlCollector, NvmlUnavailable
 from tests.collectors.fake_nvml import (
     NVML_ERROR_DRIVER_NOT_LOADED,
+    NVML_ERROR_GPU_IS_LOST,
+    NVML_ERROR_NO_PERMISSION,
     FakeClock,
     FakeGpu,
     FakeNvml,
@@ -86,6 +88,75 @@ def test_gpu_selection_by_index_uuid_and_cuda_visible_devices() -> None:
         NvmlCollector(nvml=two_gpus(clock), gpus=[5])
     with pytest.raises(NvmlUnavailable, match="selects no GPU"):
         NvmlCollector(nvml=two_gpus(clock), env={"CUDA_VISIBLE_DEVICES": ""})
+
+
+MIG_UUID = "MIG-5e2b1a0c-1111-5c3d-9e8f-000000000001"
+
+
+def mig_host(clock: FakeClock) -> FakeNvml:
+    return FakeNvml(
+        [
+            FakeGpu(uuid="GPU-aaaa"),
+            FakeGpu(uuid="GPU-bbbb", mig_uuids=[MIG_UUID, MIG_UUID[:-1] + "2"]),
+        ],
+        clock=clock,
+    )
+
+
+def test_a_mig_instance_selects_its_gpu_and_says_energy_is_the_whole_gpus() -> None:
+    clock = FakeClock()
+    c = NvmlCollector(nvml=mig_host(clock), env={"CUDA_VISIBLE_DEVICES": MIG_UUID})
+    assert [g.index for g in c.gpus] == [1]
+    assert c.gpus[0].supported["energy_mj"] is True  # read on the parent GPU
+    (note,) = c.info()["notes"]
+    assert MIG_UUID in note and "whole GPU" in note
+    # A prefix, as CUDA accepts, resolves too.
+    assert [g.index for g in NvmlCollector(nvml=mig_host(clock), gpus=["MIG-5e2b"]).gpus] == [1]
+    # By index on a GPU in MIG mode: said too.
+    by_index = NvmlCollector(nvml=mig_host(clock), gpus=[1])
+    assert "GPU 1 is in MIG mode" in by_index.info()["notes"][0]
+    assert NvmlCollector(nvml=mig_host(clock), gpus=[0]).info()["notes"] == []
+    # GPU-UUID selection keeps working.
+    env = {"CUDA_VISIBLE_DEVICES": "GPU-bbbb"}
+    assert [g.index for g in NvmlCollector(nvml=mig_host(clock), env=env).gpus] == [1]
+
+
+def test_a_gpu_nvml_refuses_is_lost_alone_and_others_are_never_opened() -> None:
+    clock = FakeClock()
+    gpus = [FakeGpu(uuid="GPU-aaaa", handle_error=NVML_ERROR_NO_PERMISSION),
+            FakeGpu(uuid="GPU-bbbb"), FakeGpu(uuid="GPU-cccc")]  # fmt: skip
+    fake = FakeNvml(gpus, clock=clock)
+    one = NvmlCollector(nvml=fake, gpus=[1])
+    assert [g.index for g in one.gpus] == [1]
+    assert fake.opened == {1}  # filtered before being opened
+    every = NvmlCollector(nvml=FakeNvml(gpus, clock=clock), env={})
+    assert [g.index for g in every.gpus] == [1, 2]
+    (warning,) = every.info()["warnings"]
+    assert warning == "GPU 0 left out: NVML refused its handle (Insufficient Permissions)"
+    every.attach(clock)
+    assert every.poll_once()
+    lost = FakeGpu(uuid="GPU-dddd", handle_error=NVML_ERROR_GPU_IS_LOST)
+    with pytest.raises(NvmlUnavailable, match="no selected GPU could be opened: GPU 0 left out"):
+        NvmlCollector(nvml=FakeNvml([lost], clock=clock), env={})
+
+
+def test_a_reading_failing_at_start_is_retried_not_dropped_for_the_run() -> None:
+    clock = FakeClock()
+    briefly = FakeNvml([FakeGpu(flaky_reads=1)], clock=clock)
+    assert NvmlCollector(nvml=briefly, env={}).gpus[0].supported["energy_mj"] is True
+    longer = FakeNvml([FakeGpu(flaky_reads=3)], clock=clock)  # fails every probe attempt
+    c = NvmlCollector(nvml=longer, env={})
+    assert c.gpus[0].pending == {"energy_mj"}
+    assert c.info()["gpus"][0]["pending"] == ["energy_mj"]
+    c.attach(clock)
+    for _ in range(3):
+        assert c.poll_once(), c.degraded
+        clock.advance_s(0.1)
+    energy = [s for s in c.drain() if s.metric == "energy_mj"]
+    assert len(energy) == 3 and c.gpus[0].supported["energy_mj"] is True
+    # "Not supported" is final at once.
+    never = NvmlCollector(nvml=FakeNvml([FakeGpu(has_energy_counter=False)]), env={})
+    assert never.gpus[0].pending == set() and never.gpus[0].supported["energy_mj"] is False
 
 
 def test_nvml_that_cannot_initialise_gives_one_line_reason() -> None:

@@ -9,16 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.prometheus import (
     AGGREGATE,
+    DEFAULT_METRICS,
     NORMALIZE,
     PrometheusCollector,
     canonical_metric,
     parse_exposition,
 )
-from tests.collectors.fake_nvml import FakeClock
-from tests.collectors.pages import PageServer
+from tests.collectors.fake_nvml import FakeClock, FakeGpu
+from tests.collectors.pages import PageServer, dcgm_page
 
 DCGM_PAGE = (Path(__file__).parent / "data" / "dcgm_exporter.txt").read_text()
 
@@ -273,3 +275,31 @@ def test_samples_and_info_carry_the_label_not_the_url() -> None:
         c.stop()
     assert samples and {s.device for s in samples} == {label}
     assert c.info()["url"] == label
+
+
+def test_only_the_lines_of_wanted_metrics_reach_the_parser() -> None:
+    # A broken line in a family nobody asked for must not cost the energy samples: the page
+    # is filtered by metric name before it is parsed (which also keeps a 200 kB page cheap).
+    broken = VLLM_PAGE + "vllm:some_histogram_bucket{le=0.1 garbage\n" + DCGM_PAGE
+    samples = parse_exposition(broken, "http://h/metrics", 0)
+    names = {s.metric for s in samples}
+    assert "vllm:num_requests_running" in names
+    assert "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION_total" in names
+    # Same samples as parsing the whole page and filtering afterwards.
+    whole = [
+        (s.name, s.value)
+        for page in (VLLM_PAGE, DCGM_PAGE)
+        for f in text_string_to_metric_families(page)
+        for s in f.samples
+        if s.name in DEFAULT_METRICS
+    ]
+    assert sorted((s.metric, s.value) for s in samples) == sorted(whole)
+
+
+def test_dcgm_mig_instance_rows_are_told_apart() -> None:
+    page = dcgm_page([FakeGpu(), FakeGpu()], t_s=3.0, collect_interval_s=1.0, mig_rows=2)
+    samples = parse_exposition(page, "http://h:9401/metrics", 0)
+    devices = {s.device for s in samples if s.metric.startswith("DCGM_FI_DEV_TOTAL_ENERGY")}
+    assert devices == {
+        f"http://h:9401/metrics#gpu={g}#GPU_I_ID={i}" for g in (0, 1) for i in (1, 2)
+    }
