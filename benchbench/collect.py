@@ -252,7 +252,7 @@ def build_collectors(
     else:
         out.source_notes.append(why)
         if not cfg.power_agent and not cfg.scrape:
-            out.notes.append(f"energy not measured: {why}")
+            out.notes.append("energy not measured: " + why.split(": ", 1)[-1])
     if cfg.power_agent:
         out.source_notes.append(
             f"energy from the power agent at {redact_url(cfg.power_agent.rstrip('/'))}: "
