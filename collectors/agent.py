@@ -48,6 +48,9 @@ class AgentServer(ThreadingHTTPServer):
 
     def snapshot(self) -> dict[str, object]:
         with self.read_lock:  # one NVML sweep at a time keeps readings per GPU consistent
+            for g in self.reader.gpus:
+                if g.pending:  # failed when probed at start: try again, do not lose it
+                    self.reader.retry_pending(g)
             gpus = [self.reader.snapshot_gpu(g) for g in self.reader.gpus]
         return {
             "t_wall_s": time.time(),
