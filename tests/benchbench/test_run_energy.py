@@ -8,6 +8,7 @@ watts x seconds of the stored windows.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,11 +19,13 @@ from typing import Any
 import duckdb
 import pytest
 
+from benchbench.collect import build_collectors
 from benchbench.config import make_config
-from benchbench.orchestrate import RunResult, run_benchmark
+from benchbench.execute import RunResult, run_benchmark
 from benchbench.sim import SimConfig, SimProcess
 from collectors.agent import make_agent_server
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
+from tests.collectors.pages import PageServer, dcgm_page
 
 IDLE_W = 100.0  # per GPU
 LOAD_W = 300.0  # per GPU
@@ -155,14 +158,16 @@ def test_energy_and_cost_of_a_run_match_hand_arithmetic(sim_url: str, tmp_path: 
     assert clock.origin_ns is not None and clock.load_from_ns is not None
     e, c = s.extra["energy"], s.extra["cost"]
     assert e["source"] == "nvml_counter"
-    assert e["gpus"] == ["0", "1"]
+    assert list(e["gpus"]) == ["0", "1"]
 
     # The clock switched the GPUs exactly at the stored end of the idle window, and the
     # measurement window (first to last send) lies wholly after it.
     i0, i1 = e["idle_window_ns"]
     assert i1 == clock.load_from_ns - clock.origin_ns
     assert (i1 - i0) / 1e9 == pytest.approx(IDLE_S, abs=0.1)
-    t0, t1 = e["window_start_ns"], e["window_end_ns"]
+    ((t0, t1),) = rows(
+        db, "SELECT window_start_ns, window_end_ns FROM runs WHERE run_id = ?", [s.run_id]
+    )
     assert i1 <= t0 < t1
     window_s = (t1 - t0) / 1e9
     assert e["window_s"] == pytest.approx(window_s, rel=1e-9)
@@ -176,7 +181,8 @@ def test_energy_and_cost_of_a_run_match_hand_arithmetic(sim_url: str, tmp_path: 
     assert e["idle_w"] == pytest.approx(GPUS * IDLE_W, rel=0.02)
     assert e["net_j"] == pytest.approx(e["gross_j"] - e["idle_w"] * window_s, rel=1e-9)
     assert e["net_j"] == pytest.approx(GPUS * (LOAD_W - IDLE_W) * window_s, rel=0.02)
-    assert e["warnings"] == []
+    assert list(e["warnings"]) == []
+    assert e["verdict"]["status"] == "ok", e["verdict"]
 
     out = output_tokens_in_window(db, s.run_id, t0, t1)
     assert 0 < out <= s.output_tokens
@@ -321,3 +327,105 @@ def test_power_agent_on_loopback_is_the_energy_source(sim_url: str, tmp_path: Pa
         db, "SELECT count(*) FROM samples WHERE run_id = ? AND collector = 'agent'", [s.run_id]
     )[0]
     assert n > 0
+
+
+# -- the energy source rule and the idle baseline ----------------------------------------------
+
+REMOTE = "http://inference.invalid:8000/v1"  # never contacted: building collectors sends nothing
+
+
+def two_local_gpus() -> FakeNvml:
+    return FakeNvml([FakeGpu(uuid="GPU-0000", name="NVIDIA RTX 4000"),
+                     FakeGpu(uuid="GPU-1111", name="NVIDIA RTX 4000")])  # fmt: skip
+
+
+def test_local_gpus_are_measured_only_for_a_local_endpoint_or_when_asked() -> None:
+    remote = build_collectors(make_config(endpoint=REMOTE), nvml=two_local_gpus())
+    assert [c.name for c in remote.collectors] == []
+    (why,) = remote.source_notes
+    assert why.startswith("local GPUs not measured: the endpoint (inference.invalid) is not on")
+    assert "--power-agent" in why and "--gpus" in why
+    assert remote.notes == ["energy not measured: " + why.split(": ", 1)[1]]
+
+    asked = build_collectors(make_config(endpoint=REMOTE, gpus="1"), nvml=two_local_gpus())
+    assert [c.name for c in asked.collectors] == ["nvml"]
+    assert asked.source_notes == ["local GPU(s) 1 (NVIDIA RTX 4000) measured: asked with --gpus 1"]
+    assert asked.gpu_names() == ["NVIDIA RTX 4000"]  # the cost counts the measured GPUs
+
+    for local in (
+        None,
+        "http://localhost:8000/v1",
+        "http://127.0.0.1:8000/v1",
+        "http://[::1]:8/v1",
+    ):
+        cs = build_collectors(make_config(endpoint=local, gpus=None), nvml=two_local_gpus())
+        assert "nvml" in [c.name for c in cs.collectors], local
+        assert cs.source_notes[0].startswith("local GPU(s) 0 (NVIDIA RTX 4000), 1 ")
+
+    agent = build_collectors(
+        make_config(power_agent="http://127.0.0.1:9/", sample_hz=10), nvml=two_local_gpus()
+    )
+    assert [c.name for c in agent.collectors if c.name != "prometheus"] == ["agent"]
+    assert agent.source_notes[0].startswith("local GPUs not measured: --power-agent")
+    assert "energy from the power agent at http://127.0.0.1:9" in agent.source_notes[1]
+
+
+def test_a_dcgm_page_gets_an_idle_phase_whatever_its_port_and_counts_its_gpus() -> None:
+    gpus = [FakeGpu(name="NVIDIA H200"), FakeGpu(name="NVIDIA H200")]
+    with PageServer(dcgm_page(gpus, 0.0)) as page:
+        assert ":9400" not in page.url and "dcgm" not in page.url
+        cs = build_collectors(make_config(endpoint=REMOTE, scrape=(page.url,), idle_seconds=2))
+        assert cs.idle_seconds == 0.0  # not known before the first scrape
+        cs.start(time.monotonic_ns, Sink())
+        try:
+            assert cs.has_energy_source and cs.idle_seconds == 2.0
+            assert cs.gpu_names() == ["NVIDIA H200", "NVIDIA H200"]
+        finally:
+            cs.stop()
+
+
+class Sink:
+    """Stands in for the store's writer."""
+
+    def __init__(self) -> None:
+        self.samples: list[Any] = []
+
+    def add_samples(self, samples: list[Any]) -> None:
+        self.samples.extend(samples)
+
+
+def idle_phase(steps: list[tuple[float, float]], idle_s: float, settle_max_s: float) -> Any:
+    """Run CollectorSet.idle_baseline against a GPU whose power follows `steps` (s after the
+    start); return the set and the clock origin."""
+    base = time.monotonic_ns()
+    clock = lambda: time.monotonic_ns() - base  # noqa: E731
+    gpu = FakeGpu(steps=steps)
+    cs = build_collectors(
+        make_config(gpus="0", idle_seconds=idle_s, sample_hz=50), nvml=FakeNvml([gpu], clock=clock)
+    )
+    sink = Sink()
+    cs.start(clock, sink)
+    try:
+        asyncio.run(cs.idle_baseline(clock, asyncio.Event(), settle_max_s=settle_max_s))
+    finally:
+        cs.stop()
+    assert sink.samples, "idle samples go to the store as they are taken"
+    return cs
+
+
+def test_the_idle_baseline_waits_for_power_to_settle_after_load() -> None:
+    cooling = [(0.0, 300.0), (0.5, 200.0), (1.0, 130.0), (1.5, 105.0), (2.0, 100.0)]
+    cs = idle_phase(cooling, idle_s=0.6, settle_max_s=5.0)
+    assert cs.idle_settle is not None and cs.idle_settle["settled"] is True
+    assert cs.idle_settle["waited_s"] >= 1.0
+    assert cs.idle_window is not None and cs.idle_window[0] >= 1.5e9  # after the cooling
+
+    idle = idle_phase([(0.0, 100.0)], idle_s=0.6, settle_max_s=5.0)
+    assert idle.idle_settle is not None and idle.idle_settle["settled"] is True
+    assert idle.idle_settle["waited_s"] < 0.6  # an idle GPU costs no extra wait
+
+    falling = [(i * 0.1, 400.0 - 10 * i) for i in range(30)]
+    late = idle_phase(falling, idle_s=0.6, settle_max_s=0.5)
+    assert late.idle_settle is not None and late.idle_settle["settled"] is False
+    assert late.idle_settle["first_half_w"] > late.idle_settle["second_half_w"]
+    assert late.idle_window is not None  # measured all the same, and said so
