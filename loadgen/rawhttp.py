@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from loadgen import errors
-from loadgen.client import (
+from loadgen.httpcommon import (
     EARLY_CLOSE_NS,
     EARLY_CLOSES_TO_STOP_REUSE,
     HttpSettings,

@@ -69,3 +69,29 @@ def test_no_test_or_benchmark_reads_the_developers_shared_folder() -> None:
             if '"shared"' in text or "../shared" in text or "'shared'" in text:
                 offenders.append(str(path.relative_to(ROOT)))
     assert offenders == [], f"these read ../shared: {offenders}"
+
+
+def test_no_import_cycles() -> None:
+    """No module imports itself through others, deferred imports inside functions included:
+    a cycle means two modules are one, and the layers (faces -> flow -> parts -> records)
+    stop meaning anything."""
+    import grimp
+
+    graph = grimp.build_graph("benchbench", "loadgen", "collectors", "reports", cache_dir=None)
+    cycles = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported != module and graph.chain_exists(importer=imported, imported=module):
+                cycles.append(f"{module} -> {imported} -> ... -> {module}")
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_flow_imports_no_command_module() -> None:
+    """Library first: nothing under execute() reaches a `bench` command module (cli_*)."""
+    import grimp
+
+    graph = grimp.build_graph("benchbench", cache_dir=None)
+    reached = graph.find_upstream_modules("benchbench.execute") | {"benchbench.execute"}
+    for module in ("benchbench.sweep", "benchbench.search", "benchbench.report_file"):
+        reached |= graph.find_upstream_modules(module) | {module}
+    assert sorted(m for m in reached if m.rsplit(".", 1)[-1].startswith("cli")) == []

@@ -13,7 +13,9 @@ import pytest
 from benchbench.config import make_config
 from benchbench.metrics import Distribution, RunSummary
 from benchbench.sim import SimConfig, SimProcess
-from benchbench.sweep import PointCheck, parse_list, run_repeats, run_sweep, saturation
+from benchbench.cli_options import parse_list
+from benchbench.errors import ConfigError
+from benchbench.sweep import PointCheck, run_repeats, run_sweep, saturation
 
 CAPACITY_RPS = 20.0
 
@@ -81,7 +83,7 @@ def test_list_options_parse_or_fail_in_one_line() -> None:
     assert parse_list("1,2, 4", "--rate", float) == [1.0, 2.0, 4.0]
     assert parse_list("16", "--concurrency", int) == [16]
     for bad in ("1,x", "", "0,2", "1.5"):
-        with pytest.raises(ValueError, match="one or a list like 1,2,4,8"):
+        with pytest.raises(ConfigError, match="one or a list like 1,2,4,8"):
             parse_list(bad, "--concurrency", int)
 
 
@@ -89,15 +91,24 @@ def _summary(achieved: float, sent: int = 100, e2e_p50_ms: float = 50.0) -> RunS
     empty = Distribution(0, None, None, None, None, None, None)
     e2e = Distribution(sent, e2e_p50_ms, e2e_p50_ms, None, None, None, None)
     return RunSummary(
-        1, "complete", sent, sent, 0, 0, 0, {}, 1.0, 0, 0, None, None, None, achieved, None,
-        None, {"ttft_ms": empty, "tpot_ms": empty, "e2e_ms": e2e}, {},
+        run_id=1, status="complete", sent=sent, ok=sent, errored=0, cancelled=0, warmup=0,
+        errors_by_kind={}, window_s=1.0, window_definition="", drain_s=None, output_tokens=0,
+        input_tokens=0, output_tok_s=None, total_tok_s=None, requests_s=None,
+        achieved_rate=achieved, requested_rate=None, mean_concurrency=None,
+        distributions={"ttft_ms": empty, "tpot_ms": empty, "e2e_ms": e2e}, token_truth={},
     )  # fmt: skip
 
 
 def test_saturation_rules() -> None:
     ok = PointCheck(completed_rate=10.0, ttft_first_ms=10.0, ttft_last_ms=12.0)
     assert saturation(_summary(10.0), ok, 10.0) is None
-    assert "client sent" in saturation(_summary(5.0), ok, 10.0)
+    # Fewer sends than the nominal rate, on schedule: a Poisson draw, not saturation.
+    assert saturation(_summary(7.0), ok, 10.0) is None
+    behind = PointCheck(10.0, 10.0, 12.0, lag_p99_ms=150.0)
+    why = saturation(_summary(7.0), behind, 10.0)
+    assert why is not None and "behind schedule" in why and "client-bound" not in why
+    busy = PointCheck(10.0, 10.0, 12.0, lag_p99_ms=150.0, client_busy="the client used 97%")
+    assert "client-bound: the client used 97%" in saturation(_summary(7.0), busy, 10.0)
     slow = PointCheck(completed_rate=6.0, ttft_first_ms=10.0, ttft_last_ms=12.0)
     assert "completed 6" in saturation(_summary(10.0), slow, 10.0)
     # A point shorter than ten service times: completions trail sends by nature, not queueing.
