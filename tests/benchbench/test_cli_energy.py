@@ -7,6 +7,7 @@ CUDA_VISIBLE_DEVICES="" hides any GPU, so these tests mean the same on a GPU hos
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -104,3 +105,44 @@ def test_bad_price_flags_exit_2_with_one_line_before_any_measurement(
     assert done.returncode == 2, output
     assert len(output) == 1 and output[0].startswith("error:") and says in output[0], output
     assert not db.exists()  # nothing was started or stored
+
+
+GPU_CHECK = Path(__file__).parents[2] / "benchmarks" / "gpu_check.py"
+
+
+@pytest.mark.parametrize(
+    "stub",
+    [
+        "raise ImportError('No module named pynvml')",
+        "class NVMLError(Exception):\n    pass\n\n\ndef nvmlInit():\n"
+        "    raise NVMLError('NVML Shared Library Not Found')\n",
+    ],
+    ids=["no nvidia-ml-py", "no driver"],
+)
+def test_gpu_check_without_a_gpu_says_so_in_one_line(tmp_path: Path, stub: str) -> None:
+    (tmp_path / "pynvml.py").write_text(stub + "\n")
+    out = tmp_path / "check.json"
+    done = subprocess.run(
+        [sys.executable, str(GPU_CHECK), "--out", str(out)],
+        capture_output=True, text=True, timeout=60,
+        env={**ENV, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    (line,) = lines(done.stdout)
+    assert line.startswith("gpu_check: nothing measured: ")
+    assert not out.exists()
+
+
+def test_gpu_check_reads_update_periods_and_settling_from_samples() -> None:
+    spec = importlib.util.spec_from_file_location("gpu_check", GPU_CHECK)
+    assert spec is not None and spec.loader is not None
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    times = [i / 100 for i in range(1000)]  # 100 Hz for 10 s; the counter steps every 100 ms
+    counter = [float(int(t * 10)) for t in times]
+    assert gc.update_period_s(times, counter) == pytest.approx(0.1)
+    # 300 W of load until 2 s, 200 W until 4 s, then 100 W: settled 4 s after the stop at 0.
+    power = [300.0 if t < 2 else 200.0 if t < 4 else 100.0 for t in times]
+    readings = [(t, 0.0, w, w) for t, w in zip(times, power, strict=True)]
+    assert gc.settle_s(readings, 0.0) == pytest.approx(4.0, abs=0.1)
