@@ -6,6 +6,7 @@ schedule lag covers every measured request that was sent."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -122,7 +123,7 @@ class RunSummary:
     @property
     def extra(self) -> dict[str, Any]:
         """The stored results as plain data (read-only; for `--json` and older callers)."""
-        return self.results.to_dict()
+        return json.loads(json.dumps(self.results.to_dict(), default=str))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

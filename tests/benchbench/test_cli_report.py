@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from benchbench.cli import app
-from benchbench.report_file import resolve_runs, write_report
 from benchbench.errors import BenchError
+from benchbench.report_file import resolve_runs, write_report
 from benchbench.store import open_store
 from reports import chart_count
 from tests.reports import browser
