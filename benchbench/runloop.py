@@ -148,7 +148,8 @@ class LoadDriver:
         runner = Runner(client, endpoint, self.clock, self._record)
         self._catch_signals(runner)
         self.collectors.start(self.clock, self.sink.writer)
-        await self._idle_baseline()
+        # Idle watts before any load (for marginal energy), once idle power has settled.
+        await self.collectors.idle_baseline(self.clock, self.stop)
         cpu0, t0 = time.process_time(), self.clock()
         tick = asyncio.create_task(self._ticker())
         # Everything built so far (traces, prompts, the store) lives for the whole run: move
@@ -191,16 +192,6 @@ class LoadDriver:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
         self.signals.install()
-
-    async def _idle_baseline(self) -> None:
-        """Idle watts before any load, for marginal (net) energy."""
-        if self.collectors.idle_seconds <= 0:
-            return
-        t_idle = self.clock()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), self.collectors.idle_seconds)
-        if not self.stop.is_set():
-            self.collectors.idle_window = (t_idle, self.clock())
 
     async def _ticker(self) -> None:
         for n in itertools.count(1):
