@@ -29,7 +29,6 @@ app = typer.Typer(
 DbOpt = Annotated[str, typer.Option("--db", help="DuckDB store file holding the runs.")]
 
 
-
 def _version(value: bool) -> None:
     if value:
         print(f"bench (benchbench) {__version__}")

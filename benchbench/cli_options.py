@@ -57,8 +57,9 @@ def run_parameters(
             option = typer.Option(flag, help=info.description, show_default=True)
             hint = Annotated[_cli_type(info.annotation, is_sweepable(name)), option]
             params.append(
-                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                  annotation=hint)  # fmt: skip
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint
+                )  # fmt: skip
             )
     return params
 

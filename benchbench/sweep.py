@@ -141,10 +141,7 @@ def saturation(summary: RunSummary, check: PointCheck, requested_rate: float | N
         return None
     if check.lag_p99_ms is not None and check.lag_p99_ms >= BEHIND_MS:
         why = f"client-bound: {check.client_busy}" if check.client_busy else "see schedule lag"
-        return (
-            f"the client's sends fell {check.lag_p99_ms:.0f} ms behind schedule at p99 "
-            f"({why})"
-        )
+        return f"the client's sends fell {check.lag_p99_ms:.0f} ms behind schedule at p99 ({why})"
     sent_rate = summary.achieved_rate or requested_rate
     # Completions spread over the spread of service times, so the completion rate only says
     # "queueing" when the point sends for much longer than one request takes.

@@ -25,8 +25,6 @@ from loadgen.spec import RequestRecord
 Clock = Callable[[], int]
 
 
-
-
 class StreamClient(Protocol):
     retries: int  # requests sent again on a fresh connection (errors.should_resend)
 
