@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from benchbench.collect import build_collectors
+from benchbench.collect import CollectorSet, build_collectors
 from benchbench.config import make_config
 from benchbench.execute import RunResult, run_benchmark
 from benchbench.sim import SimConfig, SimProcess
@@ -40,22 +40,16 @@ FAR_FUTURE_S = 1e9
 
 class LoadSwitchClock:
     """The run's clock (integer ns since construction); it also tells the fake GPUs when the
-    load begins.
-
-    The orchestrator reads the clock on the calling thread right before and right after its
-    idle sleep and nowhere in between, so the first reading on that thread after a gap of at
-    least `gap_s` is the end of the idle phase. `on_load(t_ns)` is called once, with that
-    reading, before the orchestrator gets it back: every sample stamped before it saw idle
-    power, every sample after it load power. The fake NVML reads `now` (never switches).
+    load begins: `on_load(t_ns)` is called once, right after the run's idle baseline has
+    ended (CollectorSet.idle_baseline, wrapped by `install`) and before any request is sent,
+    so every sample of the idle window saw idle power and every sample of the measurement
+    window load power. The fake NVML reads `now` (never switches).
     """
 
-    def __init__(self, on_load: Callable[[int], None], gap_s: float = 0.9 * IDLE_S) -> None:
+    def __init__(self, on_load: Callable[[int], None]) -> None:
         self._base = time.monotonic_ns()
-        self._owner = threading.get_ident()
-        self._gap_ns = int(gap_s * 1e9)
         self._on_load = on_load
-        self._last: int | None = None
-        self.origin_ns: int | None = None  # the orchestrator's first reading: the run origin
+        self.origin_ns: int | None = None  # the run's first reading: the run origin
         self.load_from_ns: int | None = None
 
     def now(self) -> int:
@@ -63,14 +57,19 @@ class LoadSwitchClock:
 
     def __call__(self) -> int:
         t = self.now()
-        if threading.get_ident() == self._owner and self.load_from_ns is None:
-            if self.origin_ns is None:
-                self.origin_ns = t
-            elif self._last is not None and t - self._last >= self._gap_ns:
-                self.load_from_ns = t
-                self._on_load(t)
-            self._last = t
+        if self.origin_ns is None:
+            self.origin_ns = t
         return t
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        original = CollectorSet.idle_baseline
+
+        async def then_load(cs: CollectorSet, clock: Any, stop: Any, **kw: Any) -> None:
+            await original(cs, clock, stop, **kw)
+            self.load_from_ns = self.now()
+            self._on_load(self.load_from_ns)
+
+        monkeypatch.setattr(CollectorSet, "idle_baseline", then_load)
 
 
 def scripted_gpus() -> list[FakeGpu]:
@@ -148,9 +147,12 @@ def output_tokens_in_window(db: Path, run_id: int, t0: int, t1: int) -> int:
     return round(total)
 
 
-def test_energy_and_cost_of_a_run_match_hand_arithmetic(sim_url: str, tmp_path: Path) -> None:
+def test_energy_and_cost_of_a_run_match_hand_arithmetic(
+    sim_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gpus = scripted_gpus()
     clock = LoadSwitchClock(switch_to_load(gpus))
+    clock.install(monkeypatch)
     db = tmp_path / "e.duckdb"
     result = energy_run(sim_url, db, clock, FakeNvml(gpus, clock=clock.now))
     s = result.summary
@@ -160,15 +162,15 @@ def test_energy_and_cost_of_a_run_match_hand_arithmetic(sim_url: str, tmp_path: 
     assert e["source"] == "nvml_counter"
     assert list(e["gpus"]) == ["0", "1"]
 
-    # The clock switched the GPUs exactly at the stored end of the idle window, and the
-    # measurement window (first to last send) lies wholly after it.
+    # The GPUs switched right after the stored end of the idle window, and the measurement
+    # window (first send to last completion) lies wholly after the switch.
     i0, i1 = e["idle_window_ns"]
-    assert i1 == clock.load_from_ns - clock.origin_ns
+    assert i1 <= clock.load_from_ns - clock.origin_ns
     assert (i1 - i0) / 1e9 == pytest.approx(IDLE_S, abs=0.1)
     ((t0, t1),) = rows(
         db, "SELECT window_start_ns, window_end_ns FROM runs WHERE run_id = ?", [s.run_id]
     )
-    assert i1 <= t0 < t1
+    assert clock.load_from_ns - clock.origin_ns <= t0 < t1
     window_s = (t1 - t0) / 1e9
     assert e["window_s"] == pytest.approx(window_s, rel=1e-9)
 
@@ -226,7 +228,7 @@ def test_energy_and_cost_of_a_run_match_hand_arithmetic(sim_url: str, tmp_path: 
 
 
 def test_nvml_failing_mid_run_degrades_the_collector_and_the_load_completes(
-    sim_url: str, tmp_path: Path
+    sim_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gpus = scripted_gpus()
     switch = switch_to_load(gpus)
@@ -236,6 +238,7 @@ def test_nvml_failing_mid_run_degrades_the_collector_and_the_load_completes(
         fake.fail_from_s = t_ns / 1e9 + 0.2  # NVML breaks 200 ms into the load
 
     clock = LoadSwitchClock(on_load)
+    clock.install(monkeypatch)
     fake = FakeNvml(gpus, clock=clock.now)
     db = tmp_path / "d.duckdb"
     result = energy_run(sim_url, db, clock, fake)
