@@ -12,6 +12,9 @@ from typing import Any
 
 import duckdb
 
+# Registers store migration 006 (runs stored before typed results): every command that opens
+# a store reads it through this module.
+import benchbench.results_v1  # noqa: F401
 from benchbench.catalogue import Metric, MetricNameError, parse_metric
 from benchbench.results import RunResults, load_results
 from benchbench.window import DEFINITION, load_window

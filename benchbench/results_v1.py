@@ -6,7 +6,11 @@ to runs.warnings (each stored once); the retired `replay_drift` is dropped (sche
 the same distribution); and its window is recomputed with today's definition
 (benchbench.window), with energy and cost recomputed over it from the run's stored samples
 and the prices in its stored config, so its $ per 1M and J per token agree with its tokens/s
-like a new run's. A run whose samples or prices cannot be read keeps its old figures."""
+like a new run's. A run whose samples or prices cannot be read keeps its old figures.
+
+The store names the migration and this module supplies its code (registered on import:
+benchbench.metrics, which every command that opens a store reads through, imports it), so
+the store imports nothing above itself."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from typing import Any
 import duckdb
 
 from benchbench.results import Energy, RunResults, _loads
+from benchbench.store.schema import register_data_move
 
 _PRICE_DEFAULTS = {
     "gpu_price": None,
@@ -97,3 +102,6 @@ def _recomputed(
 def _gpu_names(collectors: dict[str, Any]) -> list[str]:
     gpus = (collectors.get("nvml") or {}).get("gpus") or []
     return [str(g.get("name")) for g in gpus if isinstance(g, dict)]
+
+
+register_data_move("006_typed_results", upgrade)

@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from benchbench.store.schema import MIGRATIONS, SCHEMA_VERSION
+from benchbench.store.schema import DATA_MOVES, MIGRATIONS, SCHEMA_VERSION
 
 ABANDONED = "abandoned"
 _process_token = uuid.uuid4().hex
@@ -241,12 +241,28 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         if name in done:
             continue
         con.execute("BEGIN")
-        if callable(sql):
-            sql(con)
-        else:
+        if sql is not None:
             con.execute(sql)
+        else:
+            _data_move(con, name)
         con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
         con.execute("COMMIT")
+
+
+def _data_move(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Apply a registered data move. A store without runs has nothing to move (a new store:
+    the store's own tests open those without the spine); one with runs needs the move."""
+    move = DATA_MOVES.get(name)
+    if move is not None:
+        move(con)
+        return
+    row = con.execute("SELECT count(*) FROM runs").fetchone()
+    if row and row[0]:
+        con.execute("ROLLBACK")
+        raise StoreError(
+            f"store migration {name} moves existing runs and its code is not loaded: "
+            "open the store through benchbench (benchbench.metrics registers it)"
+        )
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, p: Path) -> None:

@@ -8,15 +8,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+# A data move SQL cannot say (None in MIGRATIONS): a function of the connection, supplied by
+# the module that knows the records it moves (benchbench.results_v1 registers
+# "006_typed_results" when imported), so that the store imports nothing above itself.
+DataMove = Callable[[Any], None]
+DATA_MOVES: dict[str, DataMove] = {}
 
-def _typed_results(con: Any) -> None:
-    from benchbench.results_v1 import upgrade  # the spine's records; imported when applied
 
-    upgrade(con)
+def register_data_move(name: str, move: DataMove) -> None:
+    """Supply the function of the data move `name` (one of MIGRATIONS with None as its SQL)."""
+    DATA_MOVES[name] = move
 
 
-# Each migration is SQL text, or a function of the connection for a data move SQL cannot say.
-MIGRATIONS: list[tuple[str, str | Callable[[Any], None]]] = [
+# Each migration is SQL text, or None for a data move (DATA_MOVES).
+MIGRATIONS: list[tuple[str, str | None]] = [
     (
         "001_initial",
         """
@@ -125,7 +130,7 @@ MIGRATIONS: list[tuple[str, str | Callable[[Any], None]]] = [
     ),
     # Runs stored before typed results: runs.extra into the versioned shape, collectors and
     # warnings into their own columns, window, energy and cost recomputed (Python: see it).
-    ("006_typed_results", _typed_results),
+    ("006_typed_results", None),
     (
         "007_cached_input_tokens",
         """
