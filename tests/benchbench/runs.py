@@ -42,13 +42,15 @@ def record(
     *,
     intended_ns: int | None = None,
     error_kind: str | None = None,
+    closed_ns: int | None = None,
     **fields: object,
 ) -> RequestRecord:
     """An ok request with `events` token events `gap_ns` apart after its first token (each
-    event one token unless `output_tokens` says otherwise), or a failed one (`error_kind`)."""
+    event one token unless `output_tokens` says otherwise), its stream closed at its last
+    token unless `closed_ns` says later; or a failed one (`error_kind`)."""
     if error_kind is not None or ttft_ns is None:
         return RequestRecord(
-            idx, intended_ns, sent_ns, closed_ns=sent_ns + (ttft_ns or 1_000_000),
+            idx, intended_ns, sent_ns, closed_ns=closed_ns or sent_ns + (ttft_ns or 1_000_000),
             error_kind=error_kind or "http_500", **fields,
         )  # fmt: skip
     times = [sent_ns + ttft_ns + k * gap_ns for k in range(events)]
@@ -56,6 +58,6 @@ def record(
     fields.setdefault("output_tokens_source", "usage")
     return RequestRecord(
         idx, intended_ns, sent_ns, first_token_ns=times[0], last_token_ns=times[-1],
-        closed_ns=times[-1], event_ns=times, event_tokens=[None] * events, http_status=200,
-        **fields,
+        closed_ns=closed_ns or times[-1], event_ns=times, event_tokens=[None] * events,
+        http_status=200, **fields,
     )  # fmt: skip

@@ -12,7 +12,9 @@ from benchbench.cli import app
 from benchbench.errors import BenchError
 from benchbench.report_file import resolve_runs, write_report
 from benchbench.store import open_store
+from loadgen.spec import RequestRecord
 from reports import chart_count
+from tests.benchbench.runs import record, write_run
 from tests.reports import browser
 
 PAYLOAD = "<script>window.__pwned=1</script>"
@@ -20,28 +22,27 @@ PAYLOAD = "<script>window.__pwned=1</script>"
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Runs 1-3: a lone run, then a two-point sweep; model and error text carry a payload."""
+    """Runs 1-3: a lone run, then a two-point sweep, each of 40 requests 50 ms apart (every
+    tenth an HTTP 500); model and error text carry a payload."""
     path = str(tmp_path_factory.mktemp("cli") / "r.duckdb")
     store = open_store(path)
     for i, sweep in enumerate((None, "sw1", "sw1")):
-        rid = store.create_run(
-            wall_anchor_s=0.0, endpoint="http://e", model=f"m {PAYLOAD}", load_mode="open",
+        write_run(
+            store, (_request(k) for k in range(40)),
+            endpoint="http://e", model=f"m {PAYLOAD}", load_mode="open",
             requested_rate=float(i + 1), sweep_id=sweep, sweep_point=i,
             config={"api_key": "sk-SECRET"},
         )  # fmt: skip
-        store.con.execute(
-            f"""INSERT INTO requests (run_id, idx, intended_ns, sent_ns, first_token_ns,
-                    last_token_ns, n_events, input_tokens, output_tokens, error_kind,
-                    error_detail, warmup)
-                SELECT {rid}, i, i * 50000000, i * 50000000, i * 50000000 + 20000000,
-                       i * 50000000 + 90000000, 8, 100, 8,
-                       CASE WHEN i % 10 = 3 THEN 'http_500' END,
-                       CASE WHEN i % 10 = 3 THEN 'detail {PAYLOAD}' END, false
-                FROM range(40) t(i)"""
-        )
-        store.update_run(rid, status="complete")
     store.close()
     return path
+
+
+def _request(k: int) -> RequestRecord:
+    sent = k * 50_000_000
+    if k % 10 == 3:
+        return record(k, sent, None, intended_ns=sent, error_kind="http_500",
+                      error_detail=f"detail {PAYLOAD}", input_tokens=100)  # fmt: skip
+    return record(k, sent, 20_000_000, 10_000_000, 8, intended_ns=sent, input_tokens=100)
 
 
 def test_default_follows_the_last_command_a_whole_sweep(db: str) -> None:
@@ -75,6 +76,7 @@ def test_write_report_writes_one_escaped_secret_free_file(db: str, tmp_path: Pat
     html = out.read_text(encoding="utf-8")
     assert info.bytes == out.stat().st_size and info.charts > 10
     assert PAYLOAD not in html and "sk-SECRET" not in html
+    assert "m &lt;script&gt;" in html and "detail &lt;script&gt;" in html  # there, as text
     assert "Comparison" in html
     assert not list(tmp_path.glob(".report-*"))  # the temporary file was renamed
 

@@ -19,8 +19,10 @@ from benchbench.results import RunResults, write_results
 from benchbench.server_view import counter_delta, group_rows, server_figures, server_view
 from benchbench.store import Store, open_store
 from benchbench.window import Window
+from collectors.base import Sample
 from reports import chart_count, render_html
 from reports.model import ReportData
+from tests.benchbench.runs import record, write_run
 
 S = 1_000_000_000
 CONCURRENCY = 8
@@ -240,27 +242,19 @@ def test_a_server_without_prefix_metrics_says_so_and_dcgm_is_not_a_server() -> N
 
 def _synthetic_store(path: Path, gen_per_s: float) -> tuple[Store, int]:
     """10 ok requests sent 0.8 s apart from 1 s, each 100 prompt and 10 output tokens (10
-    token events 50 ms apart); window [1 s, 9 s]; a vLLM server scraped every second that
-    prefills 125 tokens/s (the client's 1,000 over 8 s) and generates `gen_per_s`."""
+    token events 50 ms apart) and its stream closed 0.8 s after its send: window [1 s, 9 s];
+    a vLLM server scraped every second that prefills 125 tokens/s (the client's 1,000 over
+    8 s) and generates `gen_per_s`."""
     store = open_store(path)
-    traffic = {"version": 2, "traffic": {"ideal_prefix_hit": 0.6}}
-    run_id = store.create_run(wall_anchor_s=0.0, extra=traffic)
-    for i in range(10):
-        sent = S + i * 8 * S // 10
-        first = sent + 10_000_000
-        store.con.execute(
-            """INSERT INTO requests (run_id, idx, sent_ns, first_token_ns, last_token_ns,
-                   n_events, input_tokens, output_tokens, warmup)
-               VALUES (?, ?, ?, ?, ?, 10, 100, 10, false)""",
-            [run_id, i, sent, first, first + 9 * 50_000_000],
-        )
-        for k in range(10):
-            store.con.execute(
-                "INSERT INTO token_events (run_id, idx, seq, t_ns, tokens) VALUES (?, ?, ?, ?, 1)",
-                [run_id, i, k, first + k * 50_000_000],
-            )
+    requests = [
+        record(i, S + i * 8 * S // 10, 10_000_000, 50_000_000, 10, input_tokens=100,
+               closed_ns=S + (i + 1) * 8 * S // 10)
+        for i in range(10)
+    ]  # fmt: skip
     url = "http://gpu:8000/metrics"
-    for t in range(11):
+    samples = [
+        Sample("prometheus", url, t * S, metric, value)
+        for t in range(11)
         for metric, value in (
             ("vllm:prompt_tokens_total", 125.0 * t),
             ("vllm:generation_tokens_total", gen_per_s * t),
@@ -269,13 +263,10 @@ def _synthetic_store(path: Path, gen_per_s: float) -> tuple[Store, int]:
             ("vllm:num_requests_running", 3.0),
             ("vllm:num_requests_waiting", 1.0),
             ("vllm:kv_cache_usage_perc", 0.5),
-        ):
-            store.con.execute(
-                "INSERT INTO samples VALUES (?, 'prometheus', ?, ?, ?, ?)",
-                [run_id, url, t * S, metric, value],
-            )
-    store.update_run(run_id, status="complete", window_start_ns=S, window_end_ns=9 * S)
-    return store, run_id
+        )
+    ]
+    traffic = RunResults(traffic={"ideal_prefix_hit": 0.6})
+    return store, write_run(store, requests, samples, traffic)
 
 
 def test_server_view_puts_the_ideal_prefix_hit_beside_the_servers(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from benchbench.gate import (
 )
 from benchbench.store import open_store
 from tests.benchbench.gate.conftest import Runs
+from tests.benchbench.runs import write_run
 
 COUNTED = ("requests", "token_events", "samples")
 
@@ -44,7 +45,7 @@ def test_export_import_round_trip_keeps_every_row_under_a_new_id(
     assert ids == [sim_runs.same[0]] and path.is_file()
     dst = open_store(tmp_path / "other.duckdb")
     try:
-        dst.con.execute("INSERT INTO runs (status, wall_anchor_s) VALUES ('complete', 0)")
+        write_run(dst, ())  # run 1 is taken: the import must not reuse the exported id
         (new_id,) = import_runs(dst, path)
         assert new_id == 2  # the store's next id, not the exported one
         assert _counts(dst.con, new_id) == want
