@@ -1,9 +1,7 @@
-"""Intervals of a change: the order-statistic bootstrap equals brute-force resampling, is
-seeded, and costs the same for 100k requests as for 100."""
+"""Intervals of a change: the order-statistic bootstrap equals brute-force resampling and is
+seeded. (Its cost on 100k requests a side: benchmarks/gate_bootstrap.py.)"""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -49,14 +47,6 @@ def test_mean_interval_uses_the_standard_error() -> None:
     c = change_of_statistic(a, a + 1, None, confidence=0.95, resamples=4000, rng=rng)
     half = (c.high - c.low) / 2
     assert half == pytest.approx(1.96 * np.sqrt(2) / 100, rel=0.1)
-
-
-def test_100k_requests_a_side_take_well_under_a_second() -> None:
-    rng = np.random.default_rng(0)
-    a, b = rng.lognormal(3, 0.5, 100_000), rng.lognormal(3, 0.5, 100_000)
-    t0 = time.perf_counter()
-    change_of_statistic(a, b, 0.99, confidence=0.95, resamples=2000, rng=rng)
-    assert time.perf_counter() - t0 < 0.5  # two sorts of 100k; the resampling is O(resamples)
 
 
 def test_run_level_change_has_an_interval_only_with_repeats() -> None:
