@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from benchbench.errors import BenchError
+from benchbench.errors import BenchError, first_line
 
 DbOpt = Annotated[str, typer.Option("--db", help="DuckDB store file holding the runs.")]
 _REF_HELP = "Run id, 'latest', a baseline name (bench baseline set), or an exported .parquet file."
@@ -29,19 +29,13 @@ def _exit(code: int) -> NoReturn:
 
 @contextmanager
 def _one_line_errors() -> Iterator[None]:
-    """User errors print one line and exit 2 here, so the exit code is the same whether the
-    command runs under `bench` (cli.main) or a test's CliRunner."""
-    from benchbench.store import StoreError
-
+    """The gate's parsers raise ValueError for bad rules, references and files: user input,
+    so a BenchError here; the command guard (benchbench.cli_guard) prints it as one line and
+    exits 2, under `bench` and a test's CliRunner alike."""
     try:
         yield
-    except (BenchError, StoreError, ValueError) as exc:
-        from rich.markup import escape
-
-        Console(stderr=True).print(
-            f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        _exit(2)
+    except ValueError as exc:
+        raise BenchError(first_line(exc)) from None
 
 
 def gate_command(
