@@ -24,6 +24,9 @@ class MetricSpec:
     help: str
     better: str = "lower"  # "lower" | "higher"
     per_request: bool = True  # a distribution over requests (False: one figure per run)
+    # What else the figure rests on: "energy" (the run's energy measurement, whose verdict
+    # benchbench.energy gives), or None for the client's own timings and counts.
+    rests_on: str | None = None
 
 
 _SPECS = (
@@ -42,13 +45,15 @@ _SPECS = (
     MetricSpec("requests_s", "req/s", "req/s", "ok requests / window", "higher", False),
     MetricSpec("error_rate", "fraction", "error rate", "errored / sent", "lower", False),
     MetricSpec("j_per_output_token", "J", "J/output token", "GPU energy / output tokens",
-               "lower", False),
+               "lower", False, "energy"),
     MetricSpec("usd_per_1m_output_tokens", "$", "$/1M output", "window cost per 1M output tokens",
                "lower", False),
 )  # fmt: skip
 METRICS: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
 DISTRIBUTION_METRICS: tuple[str, ...] = tuple(s.name for s in _SPECS if s.per_request)
 RUN_METRICS: tuple[str, ...] = tuple(s.name for s in _SPECS if not s.per_request)
+# The figures of the run's energy measurement: not comparable on an invalid energy verdict.
+ENERGY_METRICS: tuple[str, ...] = tuple(s.name for s in _SPECS if s.rests_on == "energy")
 # Open-loop only: a closed-loop run has no planned send times, so these are empty there.
 INTENDED_METRICS = ("ttft_intended_ms", "e2e_intended_ms", "schedule_lag_ms")
 

@@ -12,7 +12,7 @@ import numpy as np
 from benchbench.gate.data import SideData
 from benchbench.gate.rules import GateConfig, Rule, Slo, stat_quantile
 from benchbench.gate.stats import Change, change_of_runs, change_of_statistic, point
-from benchbench.gate.validity import validity_problems
+from benchbench.gate.validity import side_cache_share, side_energy_status, validity_problems
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_INVALID = 0, 1, 2
 
@@ -52,6 +52,12 @@ class GateResult:
     results: tuple[RuleResult, ...]
     confidence: float
     config_source: str
+    # Each side's served prompt-cache share (benchbench.cache; None: not reported) and energy
+    # verdict (worst of its runs; None: not measured), shown beside the verdict.
+    baseline_served_cache: float | None = None
+    candidate_served_cache: float | None = None
+    baseline_energy: str | None = None
+    candidate_energy: str | None = None
 
     @property
     def failures(self) -> tuple[RuleResult, ...]:
@@ -102,6 +108,10 @@ def compare(base: SideData, cand: SideData, cfg: GateConfig) -> GateResult:
         tuple(results),
         cfg.confidence,
         cfg.source,
+        side_cache_share(base),
+        side_cache_share(cand),
+        side_energy_status(base),
+        side_energy_status(cand),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from benchbench.cache import served_cache
 from benchbench.gate.rules import GateError
 from benchbench.metrics import DISTRIBUTIONS, RunSummary, chunk_gap_sql, request_rows, summarize
 
@@ -32,6 +33,13 @@ class RunInfo:
     token_requests: int
     token_mismatch: int
     loop_lag_p99_ms: float | None  # how late the client's event loop ran (orchestrate)
+    # Share of its prompt tokens the server took from its prompt cache (benchbench.cache);
+    # None: the server did not say.
+    served_cache_share: float | None = None
+    # The stored energy verdict ("ok" | "partial" | "invalid") and its reasons; None when
+    # the run measured no energy.
+    energy_status: str | None = None
+    energy_reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +156,8 @@ def _info(con: duckdb.DuckDBPyConnection, run_id: int, s: RunSummary) -> RunInfo
     traffic = s.results.traffic
     tt = s.token_truth
     client = s.results.client
+    energy = s.results.energy
+    verdict = (energy.verdict or {}) if energy is not None and not energy.unavailable else {}
     return RunInfo(
         run_id=run_id,
         status=s.status,
@@ -165,6 +175,9 @@ def _info(con: duckdb.DuckDBPyConnection, run_id: int, s: RunSummary) -> RunInfo
         # Output lengths only: chat templates legitimately add prompt tokens on the server.
         token_mismatch=int(tt.get("output_mismatch", 0)),
         loop_lag_p99_ms=client.loop_lag_p99_ms if client else None,
+        served_cache_share=served_cache(con, run_id)["share"],
+        energy_status=verdict.get("status"),
+        energy_reasons=tuple(str(r) for r in verdict.get("reasons") or ()),
     )
 
 

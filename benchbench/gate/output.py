@@ -41,6 +41,25 @@ def _target(r: RuleResult) -> str:
     return f"{'≤ +' if r.better == 'lower' else '≥ −'}{r.tolerance:.4g}"
 
 
+def _share(v: float | None) -> str:
+    return "not reported" if v is None else f"{v:.1%}"
+
+
+def sides_line(result: GateResult) -> str:
+    """What else each side was: its served prompt-cache share, and its energy verdict when
+    either measured energy."""
+    line = (
+        f"served prompt cache: baseline {_share(result.baseline_served_cache)}, candidate "
+        f"{_share(result.candidate_served_cache)}"
+    )
+    if result.baseline_energy or result.candidate_energy:
+        line += (
+            f"; energy verdict: baseline {result.baseline_energy or 'not measured'}, candidate "
+            f"{result.candidate_energy or 'not measured'}"
+        )
+    return line
+
+
 def headline(result: GateResult) -> str:
     if result.passed:
         return f"PASS: {result.candidate} vs {result.baseline}"
@@ -67,6 +86,7 @@ def print_result(console: Console, result: GateResult) -> None:
             f"[{_STYLE.get(r.verdict, 'dim')}]{r.verdict}[/]",
         )
     console.print(table)
+    console.print(sides_line(result), highlight=False, style="dim")
     style = "bold green" if result.passed else "bold red"
     console.print(f"[{style}]{headline(result)}[/]", highlight=False)
 
@@ -79,6 +99,8 @@ def markdown(result: GateResult) -> str:
         f"Baseline **{result.baseline}**, candidate **{result.candidate}**. "
         f"Intervals are {result.confidence:.0%} confidence intervals of the change "
         f"(candidate − baseline); rules from {result.config_source}.",
+        "",
+        sides_line(result) + ".",
         "",
         "| check | baseline | candidate | change | interval | allowed | verdict |",
         "|---|---:|---:|---:|---:|---:|---|",

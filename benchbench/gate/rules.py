@@ -55,6 +55,12 @@ class Slo:
     limit: float
 
 
+# Served prompt-cache shares (0..1) further apart than this make the sides incomparable
+# (gate.validity): 5 points, above the few tokens a chat template and the run's salt share in
+# any run. `bench gate --cache-tolerance` takes points.
+DEFAULT_CACHE_TOLERANCE = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class GateConfig:
     rules: tuple[Rule, ...]
@@ -63,6 +69,7 @@ class GateConfig:
     max_error_rate: float = 0.05  # errored / sent, per side
     max_token_mismatch: float = 0.05  # fraction of requests whose usage disagrees (token truth)
     max_loop_lag_ms: float = 20.0  # client event-loop lag p99: above it, client timestamps are late
+    cache_tolerance: float = DEFAULT_CACHE_TOLERANCE
     confidence: float = 0.95  # two-sided interval of each change
     resamples: int = 2000
     seed: int = 0
@@ -138,6 +145,7 @@ def parse_gate_table(table: dict[str, Any], prefix: str = "gate", source: str = 
         "max_error_rate",
         "max_token_mismatch",
         "max_loop_lag_ms",
+        "cache_tolerance",
         "confidence",
         "resamples",
         "seed",
@@ -185,9 +193,14 @@ def parse_gate_table(table: dict[str, Any], prefix: str = "gate", source: str = 
         raise GateConfigError(f"{prefix}.confidence: must be below 1 (e.g. 0.95)")
     max_err = _number(table, "max_error_rate", 0.05, prefix, low=0.0)
     max_tok = _number(table, "max_token_mismatch", 0.05, prefix, low=0.0)
-    for name, v in (("max_error_rate", max_err), ("max_token_mismatch", max_tok)):
+    cache_tol = _number(table, "cache_tolerance", DEFAULT_CACHE_TOLERANCE, prefix, low=0.0)
+    for name, v in (
+        ("max_error_rate", max_err),
+        ("max_token_mismatch", max_tok),
+        ("cache_tolerance", cache_tol),
+    ):
         if v > 1.0:
-            raise GateConfigError(f"{prefix}.{name}: a fraction in [0, 1], got {v}")
+            raise GateConfigError(f"{prefix}.{name}: a fraction in [0, 1] (0.05 = 5%), got {v}")
     return GateConfig(
         rules=tuple(rules.values()),
         slos=tuple(slos),
@@ -195,6 +208,7 @@ def parse_gate_table(table: dict[str, Any], prefix: str = "gate", source: str = 
         max_error_rate=max_err,
         max_token_mismatch=max_tok,
         max_loop_lag_ms=_number(table, "max_loop_lag_ms", 20.0, prefix, low=0.0),
+        cache_tolerance=cache_tol,
         confidence=confidence,
         resamples=int(_number(table, "resamples", 2000, prefix, low=100, integer=True)),
         seed=int(_number(table, "seed", 0, prefix, low=0, integer=True)),

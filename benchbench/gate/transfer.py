@@ -4,7 +4,12 @@ in CI; and named baselines.
 
 The file is one table: a `bench_table` column says which store table each row belongs to,
 the union of the four tables' columns holds the values (NULL where a table lacks a column),
-and the Parquet key-value metadata carries the format and schema version."""
+and the Parquet key-value metadata carries the format and schema version.
+
+An export written before a schema change still imports: rows go in by column name (a column
+the file lacks, such as requests.cached_input_tokens before schema 7, stays NULL), and the
+data moves the file predates (store.schema's DATA_MOVES, e.g. typed results) are applied to
+the runs it brings."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import duckdb
 from benchbench.gate.data import group_run_ids
 from benchbench.gate.rules import GateError
 from benchbench.store import Store
-from benchbench.store.schema import SCHEMA_VERSION
+from benchbench.store.schema import DATA_MOVES, MIGRATIONS, SCHEMA_VERSION
 
 FORMAT = "benchbench-runs-v1"
 TABLES = ("runs", "requests", "token_events", "samples")
@@ -76,7 +81,11 @@ def import_runs(store: Store, file: str | Path) -> list[int]:
         raise GateError(f"{p} is not a Parquet file ({str(exc).splitlines()[0]})") from None
     if meta.get("format") != FORMAT:
         raise GateError(f"{p} is not a benchbench export (no '{FORMAT}' format marker)")
-    if int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
+    try:
+        file_version = int(meta.get("schema_version", "0"))
+    except ValueError:
+        raise GateError(f"{p}: unreadable schema version {meta['schema_version']!r}") from None
+    if file_version > SCHEMA_VERSION:
         raise GateError(f"{p} was written by a newer benchbench: upgrade benchbench to read it")
     con.execute("BEGIN")
     try:
@@ -93,6 +102,7 @@ def import_runs(store: Store, file: str | Path) -> list[int]:
         groups: dict[str, str] = {}
         new_ids = [_import_run(con, old, file_cols, groups) for old in old_ids]
         con.execute("DROP TABLE bench_import")
+        _data_moves_since(con, file_version)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -123,6 +133,14 @@ def _import_run(
             [table, old_id],
         )
     return new_id
+
+
+def _data_moves_since(con: duckdb.DuckDBPyConnection, file_version: int) -> None:
+    """The data moves of the migrations after the file's schema version. Each moves only the
+    runs still in the old shape, so the store's other runs are untouched."""
+    for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+        if sql is None and version > file_version:
+            DATA_MOVES[name](con)
 
 
 def _table_cols(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -5,20 +5,33 @@ its reason (exit 2), never pass silently.
 The same experiment includes the server's prompt cache: a run served from a cache an earlier
 run left (a rerun with `--no-salt`, a gateway cache) is faster for that reason alone, so two
 sides whose served-cache shares (benchbench.cache) differ by more than `cache_tolerance`
-cannot be compared. Unknown on either side (the server does not report it) is no verdict."""
+cannot be compared. Unknown on either side (the server does not report it) is no verdict.
+
+Energy rules (the catalogue's ENERGY_METRICS, e.g. j_per_output_token) need a trustworthy
+measurement on both sides: a run whose energy verdict (benchbench.energy) is "invalid" (a
+counter too coarse for the window, samples missing, counter and power disagreeing) makes the
+gate refuse those rules with the verdict's reasons, rather than compare nonsense. Without
+energy rules the comparison goes ahead."""
 
 from __future__ import annotations
 
+from benchbench.catalogue import ENERGY_METRICS
 from benchbench.gate.data import RunInfo, SideData
-from benchbench.gate.rules import GateConfig
+from benchbench.gate.rules import DEFAULT_CACHE_TOLERANCE, GateConfig
 
 # Traffic description keys that define the workload's shape (the fingerprint, when present,
 # covers them and more).
 _SHAPE_KEYS = ("workload", "input_len", "output_len", "arrival", "dataset", "trace")
 
-# Default for GateConfig.cache_tolerance / `bench gate --cache-tolerance`: 5 points of the
-# prompt tokens, above the few tokens a chat template and the run's salt share in any run.
-DEFAULT_CACHE_TOLERANCE = 0.05
+__all__ = [
+    "DEFAULT_CACHE_TOLERANCE",
+    "cache_problems",
+    "energy_problems",
+    "energy_rule_keys",
+    "side_cache_share",
+    "side_energy_status",
+    "validity_problems",
+]
 
 # Why a run that is not complete cannot be judged, by status.
 _NOT_COMPLETE = {
@@ -40,17 +53,52 @@ def validity_problems(base: SideData, cand: SideData, cfg: GateConfig) -> list[s
     for side, name in ((base, "baseline"), (cand, "candidate")):
         problems += _side_problems(side, name, cfg)
     problems += _pair_problems(base, cand)
-    problems += cache_problems(base, cand, getattr(cfg, "cache_tolerance", DEFAULT_CACHE_TOLERANCE))
+    problems += cache_problems(base, cand, cfg.cache_tolerance)
+    problems += energy_problems(base, cand, cfg)
     return problems
 
 
 def side_cache_share(side: SideData) -> float | None:
     """The side's served prompt-cache share: the mean over its runs, None when any run's is
     unknown."""
-    shares = [getattr(r, "served_cache_share", None) for r in side.runs]
-    if not shares or any(s is None for s in shares):
+    shares = [r.served_cache_share for r in side.runs]
+    known = [s for s in shares if s is not None]
+    if not shares or len(known) < len(shares):
         return None
-    return sum(shares) / len(shares)  # type: ignore[arg-type]
+    return sum(known) / len(known)
+
+
+def side_energy_status(side: SideData) -> str | None:
+    """The worst energy verdict among the side's runs; None when none measured energy."""
+    rank = {"ok": 0, "partial": 1, "invalid": 2}
+    found = [r.energy_status for r in side.runs if r.energy_status in rank]
+    return max(found, key=rank.__getitem__) if found else None
+
+
+def energy_rule_keys(cfg: GateConfig) -> list[str]:
+    """The rules and SLOs of the config that compare energy figures."""
+    keys = [r.key for r in cfg.rules if r.metric in ENERGY_METRICS]
+    return keys + [f"slo:{s.key}" for s in cfg.slos if s.metric in ENERGY_METRICS]
+
+
+def energy_problems(base: SideData, cand: SideData, cfg: GateConfig) -> list[str]:
+    """Energy rules over a run whose energy verdict is invalid: one problem per such run,
+    naming the verdict's reasons and how to go ahead without the energy rules."""
+    keys = energy_rule_keys(cfg)
+    if not keys:
+        return []
+    out = []
+    for side, name in ((base, "baseline"), (cand, "candidate")):
+        for r in side.runs:
+            if r.energy_status != "invalid":
+                continue
+            why = "; ".join(r.energy_reasons) or "no reason stored"
+            out.append(
+                f"{name} run {r.run_id}: its energy verdict is invalid ({why}), so the energy "
+                f"rule(s) {', '.join(keys)} cannot compare it: fix the measurement and rerun, "
+                "or drop those rules (enabled = false under [gate.rules] in the gate config)"
+            )
+    return out
 
 
 def cache_problems(base: SideData, cand: SideData, tolerance: float) -> list[str]:

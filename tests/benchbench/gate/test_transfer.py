@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from benchbench.cache import served_cache
 from benchbench.gate import (
     DEFAULT_CONFIG,
     GateError,
@@ -16,9 +18,10 @@ from benchbench.gate import (
     run_gate,
     set_baseline,
 )
+from benchbench.results import load_results
 from benchbench.store import open_store
 from tests.benchbench.gate.conftest import Runs
-from tests.benchbench.runs import write_run
+from tests.benchbench.runs import record, write_run
 
 COUNTED = ("requests", "token_events", "samples")
 
@@ -114,5 +117,51 @@ def test_a_file_that_is_not_an_export_is_refused(tmp_path: Path) -> None:
             import_runs(store, bogus)
         with pytest.raises(GateError, match="no file"):
             import_runs(store, tmp_path / "missing.parquet")
+    finally:
+        store.close()
+
+
+def _as_old_export(new: Path, old: Path, version: int, drop: str, extra: dict) -> None:
+    """Rewrite an export as a benchbench at schema `version` wrote it: without the column
+    `drop` (added later) and with runs.extra in that version's shape."""
+    meta = f"{{format: 'benchbench-runs-v1', schema_version: '{version}'}}"
+    duckdb.connect().execute(
+        f"""COPY (SELECT * EXCLUDE ({drop}) REPLACE (
+                CASE WHEN bench_table = 'runs' THEN ? END AS extra) FROM '{new}')
+            TO '{old}' (FORMAT parquet, KV_METADATA {meta})""",
+        [json.dumps(extra)],
+    )
+
+
+def test_an_export_older_than_a_column_and_typed_results_imports(tmp_path: Path) -> None:
+    src = open_store(tmp_path / "src.duckdb")
+    try:
+        records = [record(i, i * 20_000_000, 10_000_000, input_tokens=100,
+                          cached_input_tokens=50) for i in range(40)]  # fmt: skip
+        run_id = write_run(src, records, model="m", api="chat")
+        new, _ = export_runs(src, run_id, tmp_path / "new.parquet")
+    finally:
+        src.close()
+    old = tmp_path / "old.parquet"
+    before_typed_results = {  # runs.extra as schema 5 stored it: collectors and warnings inside
+        "collectors": {"nvml": {"degraded": None}},
+        "warnings": ["old warning"],
+        "books": {"sent": 40, "stored": 40},
+    }
+    _as_old_export(new, old, 5, "cached_input_tokens", before_typed_results)
+
+    store = open_store(":memory:")
+    try:
+        (new_id,) = import_runs(store, old)
+        assert _counts(store.con, new_id)["requests"] == 40
+        cached = store.con.execute(
+            "SELECT count(cached_input_tokens), count(input_tokens) FROM requests WHERE run_id = ?",
+            [new_id],
+        ).fetchone()
+        assert cached == (0, 40)  # the column the file lacks stays unknown, never 0
+        assert served_cache(store.con, new_id)["share"] is None
+        res = load_results(store.con, new_id)
+        assert res.version == 2 and res.books.sent == 40
+        assert res.warnings == ("old warning",) and "nvml" in res.collectors
     finally:
         store.close()
