@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchbench.config import make_config
-from benchbench.orchestrate import RunGroup, run_benchmark
+from benchbench.execute import RunGroup, run_benchmark
 from benchbench.sim import SimConfig, SimProcess
 
 BASE_SIM = dict(prefill_base_ms=5.0, prefill_ms_per_token=0.0, decode_base_ms=10.0,
