@@ -340,45 +340,52 @@ def server_view(
         )
     if window is None:
         return ServerView(unavailable="no requests: no window to read the server's metrics over")
-    t0, t1 = window.start_ns, window.end_ns
     warnings: list[str] = []
-    out_servers = []
-    warm = _warmup_overlap(store, run_id, t0, t1)
+    warm = _warmup_overlap(store, run_id, window.start_ns, window.end_ns)
+    figures = []
     for s in servers:
-        fig = server_figures(s, t0, t1)
+        fig = server_figures(s, window.start_ns, window.end_ns)
         if "span_start_ns" in fig:
-            lo, hi = fig["span_start_ns"], fig["span_end_ns"]
-            out_tok, in_tok, _ = tokens_in_window(store.con, run_id, lo, hi)
-            fig["client_input_tokens"] = in_tok
-            fig["client_output_tokens"] = out_tok
-            fig["client_output_tok_s"] = out_tok / fig["span_s"]
-            fig["prompt_tokens_ratio"] = _ratio(fig["prompt_tokens"], in_tok)
-            fig["generation_tokens_ratio"] = _ratio(fig["generation_tokens"], out_tok)
-            if fig["coverage"] < MIN_COVERAGE:
-                warnings.append(
-                    f"server metrics of {s.url} cover only {fig['coverage']:.0%} of the window "
-                    "(scrape more often: --scrape-interval)"
-                )
-            if warm:
-                fig["notes"].append(
-                    f"{warm} warm-up request(s) overlap the window: the server counted their "
-                    "tokens, the client's totals exclude them"
-                )
-            else:
-                prompt_range = _client_prompt_range(store, run_id, lo, hi)
-                fig["client_input_tokens_range"] = list(prompt_range)
-                checks = (("prompt_tokens", prompt_range), ("generation_tokens", (out_tok,) * 2))
-                for name, client in checks:
-                    if fig.get(name) is not None and (w := _check(name, fig, client, s.url)):
-                        warnings.append(w)
-        out_servers.append(fig)
+            warnings += _beside_client(store, run_id, fig, warm)
+        figures.append(fig)
     return ServerView(
         window_s=window.seconds,
         ideal_prefix_hit=ideal_prefix_hit,
-        servers=tuple(out_servers),
+        servers=tuple(figures),
         warnings=tuple(warnings),
         notes=_NOTES,
     )
+
+
+def _beside_client(store: Store, run_id: int, fig: dict[str, Any], warm: int) -> list[str]:
+    """Adds the client's totals over the server's covered span to `fig` and checks the two
+    sides' counts against each other (not when warm-up requests overlap the window: the
+    server counted their tokens, the client's totals exclude them). Returns the warnings."""
+    lo, hi, url = fig["span_start_ns"], fig["span_end_ns"], fig["url"]
+    out_tok, in_tok, _ = tokens_in_window(store.con, run_id, lo, hi)
+    fig["client_input_tokens"] = in_tok
+    fig["client_output_tokens"] = out_tok
+    fig["client_output_tok_s"] = out_tok / fig["span_s"]
+    fig["prompt_tokens_ratio"] = _ratio(fig["prompt_tokens"], in_tok)
+    fig["generation_tokens_ratio"] = _ratio(fig["generation_tokens"], out_tok)
+    warnings = []
+    if fig["coverage"] < MIN_COVERAGE:
+        warnings.append(
+            f"server metrics of {url} cover only {fig['coverage']:.0%} of the window "
+            "(scrape more often: --scrape-interval)"
+        )
+    if warm:
+        fig["notes"].append(
+            f"{warm} warm-up request(s) overlap the window: the server counted their "
+            "tokens, the client's totals exclude them"
+        )
+        return warnings
+    prompt_range = _client_prompt_range(store, run_id, lo, hi)
+    fig["client_input_tokens_range"] = list(prompt_range)
+    for name, client in (("prompt_tokens", prompt_range), ("generation_tokens", (out_tok,) * 2)):
+        if fig.get(name) is not None and (w := _check(name, fig, client, url)):
+            warnings.append(w)
+    return warnings
 
 
 _NOTES = (

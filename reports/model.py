@@ -74,6 +74,30 @@ class ServerView:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptCache:
+    """The share of the run's prompt tokens the server served from its prompt cache (None:
+    not reported) beside the share the workload itself implies. `warm`: served from a cache an
+    earlier run left (more than the workload explains); `salted`: whether the run's prompts
+    began with a per-run salt (None: not recorded)."""
+
+    share: float | None
+    source: str  # "requests", "prometheus: ...", "not reported"
+    ideal: float  # the workload's ideal prefix hit; 0 when it implies no reuse
+    salted: bool | None
+    warm: bool
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a figure can be trusted: "ok", "partial" (a usable estimate with a stated
+    weakness) or "invalid" (do not compare it), and why."""
+
+    status: str
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Headline:
     endpoint: str | None
     model: str | None
@@ -127,6 +151,9 @@ class RunReport:
     slo_met: bool | None = None  # None: no SLO given
     servers: tuple[ServerView, ...] = ()  # the servers' own metrics, where scraped
     server_note: str | None = None  # why there are none
+    cache: PromptCache | None = None
+    energy_verdict: Verdict | None = None  # None: no energy measured
+    marks: tuple[str, ...] = ()  # short flags beside the title: "warm cache", ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +174,8 @@ class ComparisonRow:
     usd_per_1m_output_tokens: float | None
     j_per_output_token: float | None
     meets_slo: bool | None  # None: no SLO given
+    energy_status: str | None = None  # the energy verdict: "ok", "partial", "invalid"
+    marks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,16 @@ h4 { font-size: 13px; margin: 14px 0 6px; color: var(--muted); text-transform: u
 .tile.missing { border-left-color: #d1d5db; }
 .tile.missing .v { color: var(--muted); font-weight: 400; font-style: italic; }
 .tile .hint { font-size: 11px; color: var(--muted); overflow-wrap: anywhere; }
+.tile.partial { border-left-color: #f59e0b; }
+.tile.invalid { border-left-color: #dc2626; }
+.tile.invalid .v { color: var(--muted); font-weight: 400; text-decoration: line-through; }
 .badge { font-size: 12px; background: #fef3c7; color: #92400e; padding: 2px 8px;
          border-radius: 10px; }
+.badge.mark { background: #fee2e2; color: #991b1b; }
+.verdict { border-left: 3px solid #16a34a; padding: 4px 12px; margin: 8px 0; background: #fff; }
+.verdict.partial { border-left-color: #f59e0b; }
+.verdict.invalid { border-left-color: #dc2626; }
+.verdict ul { margin: 2px 0; padding-left: 20px; }
 .warn { background: #fffbeb; border: 1px solid #fcd34d; border-radius: 6px; padding: 8px 14px;
         margin: 12px 0; }
 .warn ul { margin: 4px 0; padding-left: 20px; }

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 import duckdb
 
 from benchbench import __version__
+from benchbench.errors import BenchError, ConfigError
 from benchbench.metrics import parse_slos
 from benchbench.report_data.compare import compare_runs
-from benchbench.report_data.run import CDF_BIN_RATIO, EXACT_CDF_MAX, MAX_POINTS, gather_run
+from benchbench.report_data.latency import CDF_BIN_RATIO, EXACT_CDF_MAX, MAX_POINTS
+from benchbench.report_data.run import gather_run
 from benchbench.report_data.series import MAX_BUCKETS, bucket_width_ns
 from reports.model import ReportData
 
@@ -32,7 +34,7 @@ def gather_report(
     """One report over run_ids (in the order given). SLOs: as given, else the first run's
     stored --slo, else none."""
     if not run_ids:
-        raise ValueError("no runs to report: give a run id, 'latest' or --sweep ID")
+        raise ConfigError("no runs to report: give a run id, 'latest' or --sweep ID")
     if slos is None:
         slos = _stored_slos(con, run_ids[0])
     runs = tuple(gather_run(con, rid, slos or None) for rid in run_ids)
@@ -55,5 +57,5 @@ def _stored_slos(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, float
     ).fetchone()
     try:
         return parse_slos(row[0]) if row and row[0] else {}
-    except ValueError:
+    except (BenchError, ValueError):  # an SLO a later version no longer reads: report without
         return {}

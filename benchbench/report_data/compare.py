@@ -58,6 +58,8 @@ def _row(r: RunReport, load: float | None) -> ComparisonRow:
         usd_per_1m_output_tokens=h.usd_per_1m_output_tokens,
         j_per_output_token=h.j_per_output_token,
         meets_slo=r.slo_met,
+        energy_status=r.energy_verdict.status if r.energy_verdict else None,
+        marks=r.marks,
     )
 
 
