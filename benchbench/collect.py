@@ -18,7 +18,7 @@ from benchbench.errors import BenchError
 from benchbench.results import Cost, Energy, RunResults
 from benchbench.store import BatchWriter, Store
 from benchbench.urls import redact_url
-from benchbench.window import Window, store_window
+from benchbench.window import Window, store_window, warmup_tokens_in_window
 from collectors.base import Clock, Collector, Sample
 
 IDLE_SETTLE_MAX_S = 30.0  # longest wait for idle power to stop falling after earlier load
@@ -321,7 +321,10 @@ def energy_and_cost(
     if cs.idle_window is not None:
         idle = (cs.idle_window[0] - origin_ns, cs.idle_window[1] - origin_ns)
     reason = next((n for n in cs.notes if n.startswith("energy")), None)
-    energy = window_energy(store.con, run_id, window, idle, reason)
+    energy = window_energy(
+        store.con, run_id, window, idle, reason,
+        source_notes=tuple(cs.source_notes), idle_settle=cs.idle_settle,
+    )  # fmt: skip
     try:
         inputs: CostInputs | str = cost_inputs(cfg, cs.gpu_names())
     except ValueError as exc:  # e.g. --gpu-price without --gpu-count and no GPU detected
@@ -331,24 +334,44 @@ def energy_and_cost(
 
 def window_energy(
     con: Any, run_id: int, window: Window | None, idle_window_ns: tuple[int, int] | None,
-    reason: str | None = None,
+    reason: str | None = None, *, source_notes: tuple[str, ...] = (),
+    idle_settle: dict[str, Any] | None = None,
 ) -> Energy:  # fmt: skip
     """GPU energy over the window from the run's stored samples; `reason` says why when
-    there are none (e.g. NVML unavailable)."""
+    there are none (e.g. NVML unavailable). `source_notes` (which GPUs were measured and
+    why) and `idle_settle` (how the idle baseline went) are the collectors' and travel with it.
+
+    The energy's token count is the measured requests' output tokens plus those warm-up
+    requests still generating inside the window produced there (pro rata by token events):
+    the GPUs spent that energy on them too. Throughput and cost count measured tokens only."""
     if window is None:
-        return Energy(unavailable="no measured requests")
+        return Energy(unavailable="no measured requests", source_notes=source_notes)
     out_tok, in_tok, _ = window_tokens(con, run_id)
+    warm_requests, warm_tokens = warmup_tokens_in_window(con, run_id, window)
     rows = con.execute(
         """SELECT collector, device, t_ns, metric, value FROM samples
            WHERE run_id = ? AND collector IN ('nvml', 'agent', 'prometheus')""",
         [run_id],
     ).fetchall()
     result = compute_energy(
-        series_from_rows(rows), window.start_ns, window.end_ns, out_tok, in_tok, idle_window_ns
-    )
+        series_from_rows(rows), window.start_ns, window.end_ns, out_tok + warm_tokens, in_tok,
+        idle_window_ns,
+    )  # fmt: skip
     if result is None:
-        return Energy(unavailable=reason or "energy not measured: no GPU energy or power samples")
-    return Energy.from_result(result, idle_window_ns)
+        return Energy(
+            unavailable=reason or "energy not measured: no GPU energy or power samples",
+            source_notes=source_notes,
+        )
+    notes = tuple(result.notes)
+    if warm_requests:
+        notes += (
+            f"{warm_requests} warm-up request(s) were still generating inside the window: "
+            f"their {warm_tokens:,} tokens are counted with their energy",
+        )
+    energy = Energy.from_result(result, idle_window_ns)
+    return dataclasses.replace(
+        energy, notes=notes, source_notes=source_notes, idle_settle=idle_settle
+    )
 
 
 def window_cost(
@@ -403,6 +426,7 @@ def run_results(
     server = server_view(store, run_id, window, ideal_prefix_hit=ideal)
     collectors = cs.info()
     warnings = list(parts.warnings) + list(server.warnings) + list(energy.warnings)
+    warnings += [w for w in cs.warnings if w not in warnings]  # e.g. GPUs lost at selection
     for name, info in collectors.items():
         if info.get("degraded"):
             warnings.append(f"collector {name} degraded: {info['degraded']}")

@@ -98,6 +98,15 @@ class Energy:
     warnings: tuple[str, ...] = ()
     # energy.py's judgement: {"status": "ok" | "partial" | "invalid", "reasons": [...]}.
     verdict: dict[str, Any] | None = None
+    # The idle baseline's own verdict (same shape); None without an idle phase.
+    idle_verdict: dict[str, Any] | None = None
+    # Facts, not faults: which rows and source were used, warm-up tokens counted.
+    notes: tuple[str, ...] = ()
+    # The energy source rule's outcome (benchbench.collect.CollectorSet.source_notes): which
+    # GPUs were measured and why.
+    source_notes: tuple[str, ...] = ()
+    # How the idle baseline went: settled, waited_s, first_half_w, second_half_w.
+    idle_settle: dict[str, Any] | None = None
 
     @property
     def partial(self) -> bool:
@@ -115,9 +124,6 @@ class Energy:
     @classmethod
     def from_result(cls, r: Any, idle_window_ns: tuple[int, int] | None) -> Energy:
         """From benchbench.energy.EnergyResult."""
-        verdict = getattr(r, "verdict", None)
-        if verdict is not None and not isinstance(verdict, dict):
-            verdict = dataclasses.asdict(verdict) if dataclasses.is_dataclass(verdict) else None
         return cls(
             source=r.source, window_s=r.window_s, idle_window_ns=idle_window_ns,
             gross_j=r.gross_j, net_j=r.net_j, idle_w=r.idle_w, avg_power_w=r.avg_w_total,
@@ -127,8 +133,16 @@ class Energy:
             net_j_per_output_token=r.net_j_per_output_token,
             kwh_per_1m_output_tokens=r.kwh_per_1m_output_tokens,
             output_tokens_per_j=r.output_tokens_per_j, tokens_per_j=r.tokens_per_j,
-            warnings=tuple(r.warnings), verdict=verdict,
+            warnings=tuple(r.warnings), verdict=_verdict(r.verdict),
+            idle_verdict=_verdict(r.idle_verdict), notes=tuple(r.notes),
         )  # fmt: skip
+
+
+def _verdict(v: Any) -> dict[str, Any] | None:
+    """benchbench.energy.Verdict as stored: {"status": ..., "reasons": [...]}."""
+    if v is None or isinstance(v, dict):
+        return v
+    return {"status": str(v.status), "reasons": list(v.reasons)}
 
 
 @dataclass(frozen=True, slots=True)

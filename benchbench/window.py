@@ -99,3 +99,28 @@ def tokens_in_window(
     ).fetchone()
     assert row is not None
     return int(round(row[0])), int(row[1]), int(row[2])
+
+
+def warmup_tokens_in_window(
+    con: duckdb.DuckDBPyConnection, run_id: int, window: Window
+) -> tuple[int, int]:
+    """(requests, output tokens) of the warm-up requests still generating inside the window:
+    each ok warm-up's output tokens in proportion to its token events inside it. They are not
+    measured (no latency, no throughput), but the GPUs spent energy on them in the window, so
+    the energy figure counts their tokens (benchbench.collect.window_energy)."""
+    row = con.execute(
+        """WITH warm AS (
+               SELECT idx, output_tokens FROM requests
+               WHERE run_id = ? AND warmup AND error_kind IS NULL AND output_tokens > 0
+                 AND last_token_ns >= ?),
+           ev AS (
+               SELECT idx, count(*) FILTER (WHERE t_ns BETWEEN ? AND ?) AS inside,
+                      count(*) AS n
+               FROM token_events WHERE run_id = ? AND idx IN (SELECT idx FROM warm)
+               GROUP BY idx)
+           SELECT count(*), coalesce(sum(w.output_tokens * ev.inside / ev.n), 0)
+           FROM warm w JOIN ev USING (idx) WHERE ev.inside > 0""",
+        [run_id, window.start_ns, window.start_ns, window.end_ns, run_id],
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(round(row[1]))

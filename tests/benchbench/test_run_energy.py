@@ -105,9 +105,7 @@ def sim_url() -> Iterator[str]:
 
 
 def energy_run(url: str, db: Path, clock: LoadSwitchClock, nvml: FakeNvml, **kw: Any) -> RunResult:
-    cfg = make_config(
-        endpoint=url,
-        db=str(db),
+    settings: dict[str, Any] = dict(
         concurrency=4,
         requests=24,
         input_len="50",
@@ -118,8 +116,8 @@ def energy_run(url: str, db: Path, clock: LoadSwitchClock, nvml: FakeNvml, **kw:
         gpu_price=GPU_PRICE,
         kwh_price=KWH_PRICE,
         pue=PUE,
-        **kw,
     )
+    cfg = make_config(endpoint=url, db=str(db), **{**settings, **kw})
     return run_benchmark(cfg, clock=clock, nvml=nvml)
 
 
@@ -432,3 +430,62 @@ def test_the_idle_baseline_waits_for_power_to_settle_after_load() -> None:
     assert late.idle_settle is not None and late.idle_settle["settled"] is False
     assert late.idle_settle["first_half_w"] > late.idle_settle["second_half_w"]
     assert late.idle_window is not None  # measured all the same, and said so
+
+
+def warmup_tokens_in_window(db: Path, run_id: int, t0: int, t1: int) -> tuple[int, float]:
+    """(warm-up requests with token events inside [t0, t1], their output tokens there in
+    proportion to those events), by hand from the stored rows."""
+    count, total = 0, 0.0
+    warm = rows(
+        db,
+        "SELECT idx, output_tokens FROM requests WHERE run_id = ? AND warmup "
+        "AND error_kind IS NULL",
+        [run_id],
+    )
+    for idx, out in warm:
+        times = [t for (t,) in rows(
+            db, "SELECT t_ns FROM token_events WHERE run_id = ? AND idx = ?", [run_id, idx]
+        )]  # fmt: skip
+        inside = sum(t0 <= t <= t1 for t in times)
+        if inside:
+            count, total = count + 1, total + out * inside / len(times)
+    return count, total
+
+
+def test_warmup_still_generating_in_the_window_counts_its_tokens_with_its_energy(
+    sim_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpus = scripted_gpus()
+    clock = LoadSwitchClock(switch_to_load(gpus))
+    clock.install(monkeypatch)
+    db = tmp_path / "w.duckdb"
+    # Four warm-ups of different lengths at concurrency 4: the first measured request is sent
+    # when the shortest finishes, while the others are still generating.
+    result = energy_run(
+        sim_url, db, clock, FakeNvml(gpus, clock=clock.now), warmup=4,
+        output_len="uniform:min=5,max=80", seed=3,
+    )  # fmt: skip
+    s = result.summary
+    assert s.warmup == 4 and s.sent == s.ok == 24
+    e, c = s.results.energy, s.results.cost
+    assert e is not None and c is not None and e.unavailable is None
+    ((t0, t1),) = rows(
+        db, "SELECT window_start_ns, window_end_ns FROM runs WHERE run_id = ?", [s.run_id]
+    )
+    warm_requests, warm_tokens = warmup_tokens_in_window(db, s.run_id, t0, t1)
+    assert warm_requests >= 1 and warm_tokens > 0, "the warm-ups must overlap the window"
+
+    assert e.output_tokens == s.output_tokens + round(warm_tokens)
+    assert e.output_tokens > s.output_tokens  # every measured token is inside the window
+    assert c.output_tokens == s.output_tokens  # cost and throughput: measured tokens only
+    assert e.j_per_output_token == pytest.approx(e.gross_j / e.output_tokens, rel=1e-9)
+    assert (
+        f"{warm_requests} warm-up request(s) were still generating inside the window: "
+        f"their {round(warm_tokens):,} tokens are counted with their energy"
+    ) in e.notes
+
+    # The collectors' account travels with the energy: which GPUs and why, the idle phase.
+    assert e.source_notes == ("local GPU(s) 0 (NVIDIA H100 80GB HBM3), 1 (NVIDIA H100 80GB "
+                              "HBM3) measured: asked with --gpus 0,1",)  # fmt: skip
+    assert e.idle_settle is not None and e.idle_settle["settled"] is True
+    assert e.idle_verdict is not None and e.idle_verdict["status"] == "ok"
