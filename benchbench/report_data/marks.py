@@ -35,7 +35,8 @@ def prompt_cache(
     ideal = _share(traffic.get("ideal_prefix_hit")) or 0.0
     salted = traffic.get("salted", config.get("salt"))
     salted = salted if isinstance(salted, bool) else None
-    warm = served.share is not None and served.share - ideal > WARM_CACHE_POINTS
+    # (1e-12: exactly five points, 0.55 - 0.5 in floats, is not more than five)
+    warm = served.share is not None and served.share - ideal > WARM_CACHE_POINTS + 1e-12
     notes = []
     if warm:
         notes.append(

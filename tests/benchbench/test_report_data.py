@@ -1,6 +1,7 @@
 """The report's figures, checked against the store they were gathered from: CDF points are
 exact fractions, samples are real requests, timelines add up to the run's totals, power and
-energy match the samples, and secrets are masked."""
+energy match the samples, secrets are masked, runs served from a warm prompt cache and energy
+that must not be compared are marked, and $ per 1M agrees with tok/s."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ from benchbench.results import Cost, Energy, RunResults
 from benchbench.store import open_store
 from collectors.base import Sample
 from loadgen.spec import RequestRecord
+from reports import render_html
+from reports.model import Verdict
 from tests.benchbench.runs import record, write_run
+
+FAKE_PLOTLY = "window.Plotly = {newPlot: function () { return Promise.resolve(); }};"
 
 
 def _make_run(store, n: int, events: int, samples=(), results: RunResults | None = None) -> int:
@@ -208,3 +213,147 @@ def test_a_real_run_on_the_simulator(tmp_path: Path) -> None:
     assert sum(r.timeline.series["output tok/s"]) * r.timeline.bucket_s == pytest.approx(
         result.summary.output_tokens
     )
+
+
+# --- marks: the served prompt cache and the energy verdict ------------------------------------
+
+
+def _cache_run(
+    store, cached: int | None, traffic: dict | None = None, config: dict | None = None,
+    energy: Energy | None = None,
+) -> int:  # fmt: skip
+    """20 ok requests of 100 prompt tokens, `cached` of each served from the server's cache
+    (None: not reported), with the traffic description and config given."""
+    records = (
+        record(i, i * 10_000_000, 20_000_000, input_tokens=100, cached_input_tokens=cached)
+        for i in range(20)
+    )
+    results = RunResults(traffic=traffic or {}, energy=energy)
+    return write_run(store, records, (), results, config=config or {})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator:
+    s = open_store(tmp_path / "marks.duckdb")
+    yield s
+    s.close()
+
+
+def test_a_run_served_from_cache_beyond_its_workload_is_marked_warm(store) -> None:
+    rid = _cache_run(store, 90, {"ideal_prefix_hit": 0.2, "salted": True})
+    r = gather_run(store.con, rid)
+    assert r.cache is not None
+    assert (r.cache.share, r.cache.source, r.cache.ideal) == (0.9, "requests", 0.2)
+    assert r.cache.warm and r.cache.salted is True
+    assert r.marks == ("warm cache",)
+    assert r.cache.notes == (
+        "served 90.0% of prompt tokens from the server's prompt cache; the workload implies 20.0%",
+    )
+    assert r.facts["prompt cache"]["served from the server's cache"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("cached", "ideal", "warm"),
+    [
+        (54, 0.5, False),
+        (55, 0.5, False),
+        (56, 0.5, True),
+        (4, None, False),
+        (6, None, True),
+        (None, None, False),
+    ],
+)
+def test_warm_means_more_than_five_points_above_the_workloads_own_reuse(
+    store, cached: int | None, ideal: float | None, warm: bool
+) -> None:
+    traffic = {"salted": True} | ({"ideal_prefix_hit": ideal} if ideal is not None else {})
+    r = gather_run(store.con, _cache_run(store, cached, traffic))
+    assert r.cache is not None
+    assert r.cache.warm is warm and ("warm cache" in r.marks) is warm
+    assert r.cache.ideal == (ideal or 0.0)
+    if cached is None:  # unknown is not 0: nothing to judge
+        assert (r.cache.share, r.cache.source) == (None, "not reported")
+
+
+def test_an_unsalted_run_is_marked_from_its_traffic_or_else_its_config(store) -> None:
+    by_traffic = gather_run(store.con, _cache_run(store, 0, {"salted": False}, {"salt": True}))
+    by_config = gather_run(store.con, _cache_run(store, None, {}, {"salt": False}))
+    unknown = gather_run(store.con, _cache_run(store, None))
+    for r in (by_traffic, by_config):
+        assert r.cache is not None and r.cache.salted is False
+        assert r.marks == ("not salted",)
+        assert any("--no-salt" in n for n in r.cache.notes)
+    assert unknown.cache is not None and unknown.cache.salted is None and unknown.marks == ()
+
+
+def test_the_servers_counters_are_the_fallback_source_of_the_cache_share(store) -> None:
+    url = "http://gpu:8000/metrics"
+    samples = [
+        Sample("prometheus", url, t * 1_000_000_000, metric, value * t)
+        for t in range(3)
+        for metric, value in (("vllm:prefix_cache_queries_total", 1000.0),
+                              ("vllm:prefix_cache_hits_total", 700.0))
+    ]  # fmt: skip
+    records = [record(i, i * 10_000_000, 20_000_000, input_tokens=100) for i in range(5)]
+    rid = write_run(store, records, samples, RunResults(traffic={"ideal_prefix_hit": 0.6}))
+    r = gather_run(store.con, rid)
+    assert r.cache is not None and r.cache.share == pytest.approx(0.7)
+    assert r.cache.source.startswith("prometheus") and r.cache.warm
+
+
+def _energy(status: str | None, reasons: tuple[str, ...] = ()) -> Energy:
+    verdict = None if status is None else {"status": status, "reasons": list(reasons)}
+    return Energy(gross_j=900.0, j_per_output_token=0.5, avg_power_w=300.0, verdict=verdict)
+
+
+def test_the_energy_verdict_is_shown_beside_j_per_token(store) -> None:
+    why = "the energy counter never moved while power read 300 W"
+    invalid = gather_run(store.con, _cache_run(store, None, energy=_energy("invalid", (why,))))
+    partial = gather_run(store.con, _cache_run(store, None, energy=_energy("partial", ("x",))))
+    ok = gather_run(store.con, _cache_run(store, None, energy=_energy("ok")))
+    none = gather_run(store.con, _cache_run(store, None))
+    assert invalid.energy_verdict == Verdict("invalid", (why,))
+    assert invalid.marks == ("energy invalid",) and partial.marks == ("energy partial",)
+    assert ok.energy_verdict == Verdict("ok") and ok.marks == ()
+    assert none.energy_verdict is None  # no energy measured: nothing to judge
+    html = render_html(gather_report(store.con, [ok.run_id, invalid.run_id]), plotly_js=FAKE_PLOTLY)
+    # The invalid run's J/token tile is struck through with the reason, its verdict is
+    # stated beside the energy figures, and the comparison flags its J/token.
+    assert '<div class="tile invalid"><span class="k">J per output token</span>' in html
+    assert f"energy verdict invalid: {why}" in html
+    assert "Energy verdict: invalid</strong> (do not compare these figures)" in html
+    assert "<td>0.500 (invalid)</td>" in html
+    assert '<span class="badge mark">energy invalid</span>' in html
+
+
+def test_a_warm_cache_mark_and_its_note_reach_the_page(store) -> None:
+    rid = _cache_run(store, 90, {"ideal_prefix_hit": 0.0, "salted": False})
+    html = render_html(gather_report(store.con, [rid]), plotly_js=FAKE_PLOTLY)
+    assert '<span class="badge mark">warm cache</span>' in html
+    assert "served 90.0% of prompt tokens from the server&#x27;s prompt cache" in html
+    assert "the workload implies 0.0%" in html and "not salted (--no-salt)" in html
+
+
+# --- one window: $ per 1M and tok/s agree ------------------------------------------------------
+
+
+def test_dollars_per_1m_output_tokens_is_the_price_over_output_tok_s(tmp_path: Path) -> None:
+    """$ per 1M output tokens = price per hour / 3600 / output tok/s x 1e6, both over the run's
+    one measurement window, to float precision."""
+    db = tmp_path / "priced.duckdb"
+    cfg = make_config(db=str(db), requests=20, concurrency=4, sim_fast=True, input_len="50",
+                      output_len="16", idle_seconds=0, nvml=False, gpu_price=3.6,
+                      gpu_count=2)  # fmt: skip
+    result = run_benchmark(cfg)
+    store = open_store(db, read_only=True)
+    try:
+        r = gather_run(store.con, result.run_id)
+    finally:
+        store.close()
+    h = r.headline
+    assert h.output_tok_s and h.usd_per_1m_output_tokens
+    assert h.usd_per_1m_output_tokens == pytest.approx(
+        2 * 3.6 / 3600 / h.output_tok_s * 1e6, rel=1e-12
+    )
+    assert r.cost["window_s"] == pytest.approx(h.duration_s, rel=1e-12)
+    assert h.output_tok_s == result.summary.output_tok_s

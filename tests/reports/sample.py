@@ -10,11 +10,13 @@ from reports.model import (
     ComparisonRow,
     DevicePower,
     Headline,
+    PromptCache,
     ReportData,
     RunReport,
     Scatter,
     ServerView,
     Timeline,
+    Verdict,
 )
 
 PAYLOAD = "<script>window.__pwned=1</script>"
@@ -119,7 +121,11 @@ def run_report(run_id: int = 1, *, energy: bool = True, cost: bool = True) -> Ru
         load_mode="open",
         requested_rate=4.0,
         servers=(server_view(t),),
-    )
+        cache=PromptCache(0.9, f"requests {PAYLOAD}", 0.1, False, True,
+                          (f"served 90.0% of prompt tokens {PAYLOAD}",)),
+        energy_verdict=Verdict("partial", (f"reason {PAYLOAD}",)) if energy else None,
+        marks=("warm cache", "not salted", f"mark {PAYLOAD}"),
+    )  # fmt: skip
 
 
 def server_view(t: Timeline) -> ServerView:

@@ -69,6 +69,16 @@ def test_headline_and_tables_are_readable_without_javascript() -> None:
         assert expected in text, expected
 
 
+def test_marks_cache_and_energy_verdict_are_readable_without_javascript() -> None:
+    html = render_html(report(), plotly_js=FAKE_PLOTLY)
+    text = _visible_text(html)
+    for expected in ("warm cache", "not salted", "Prompt cache served", "90.0%",
+                     "the workload implies 10.0%", "not salted (--no-salt)",
+                     "Energy verdict: partial", "energy verdict partial: reason"):  # fmt: skip
+        assert expected in text, expected
+    assert '<div class="tile partial"><span class="k">J per output token</span>' in html
+
+
 def test_missing_energy_and_cost_say_not_measured() -> None:
     text = _visible_text(render_html(report(energy=False, cost=False), plotly_js=FAKE_PLOTLY))
     assert text.count("not measured") >= 3  # $ per 1M, J per token, average W
