@@ -47,6 +47,28 @@ def timeline(n: int = 40) -> Timeline:
     )
 
 
+def headline(*, energy: bool = True, cost: bool = True) -> Headline:
+    return Headline(
+        endpoint=f"http://host/{PAYLOAD}",
+        model=f"model-{PAYLOAD}",
+        gpus="1 x H100",
+        load="open loop 4 req/s",
+        duration_s=20.0,
+        sent=80,
+        ok=78,
+        errored=2,
+        cancelled=0,
+        output_tok_s=1234.5,
+        ttft_p50_ms=31.0,
+        ttft_p99_ms=59.0,
+        tpot_p50_ms=10.0,
+        tpot_p99_ms=12.0,
+        usd_per_1m_output_tokens=0.55 if cost else None,
+        j_per_output_token=0.31 if energy else None,
+        avg_w=320.0 if energy else None,
+    )  # fmt: skip
+
+
 def run_report(run_id: int = 1, *, energy: bool = True, cost: bool = True) -> RunReport:
     t = timeline()
     power = (
@@ -59,40 +81,9 @@ def run_report(run_id: int = 1, *, energy: bool = True, cost: bool = True) -> Ru
         title=f"run {run_id} ({PAYLOAD})",
         status="complete",
         created="2026-01-01 00:00:00",
-        headline=Headline(
-            endpoint=f"http://host/{PAYLOAD}",
-            model=f"model-{PAYLOAD}",
-            gpus="1 x H100",
-            load="open loop 4 req/s",
-            duration_s=20.0,
-            sent=80,
-            ok=78,
-            errored=2,
-            cancelled=0,
-            output_tok_s=1234.5,
-            ttft_p50_ms=31.0,
-            ttft_p99_ms=59.0,
-            tpot_p50_ms=10.0,
-            tpot_p99_ms=12.0,
-            usd_per_1m_output_tokens=0.55 if cost else None,
-            j_per_output_token=0.31 if energy else None,
-            avg_w=320.0 if energy else None,
-        ),  # fmt: skip
-        distributions=(
-            (
-                "TTFT",
-                {
-                    "n": 78,
-                    "mean": 33.0,
-                    "p50": 31.0,
-                    "p90": 50.0,
-                    "p95": 55.0,
-                    "p99": 59.0,
-                    "max": 61.0,
-                    "unit": "ms",
-                },
-            ),
-        ),  # fmt: skip
+        headline=headline(energy=energy, cost=cost),
+        distributions=(("TTFT", {"n": 78, "mean": 33.0, "p50": 31.0, "p90": 50.0, "p95": 55.0,
+                                 "p99": 59.0, "max": 61.0, "unit": "ms"}),),  # fmt: skip
         cdfs=(cdf("TTFT", 30), cdf("TPOT", 10), cdf("chunk gap", 9), cdf("E2E", 900)),
         scatters=(
             Scatter(
