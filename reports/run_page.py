@@ -84,10 +84,15 @@ def _energy_tiles(run: RunReport) -> list[tuple[str, str, str, str]]:
 
 
 def _cache_tile(run: RunReport) -> tuple[str, str, str, str]:
+    """The share of prompt tokens the server served from its cache, beside the workload's
+    own reuse and whether the run was salted; marked when the cache was warm."""
     c = run.cache
-    if c is None or c.share is None:
-        return ("Prompt cache served", "not reported", c.source if c else "", "missing")
+    if c is None:
+        return ("Prompt cache served", NOT_MEASURED, "this run predates the measure", "")
     salted = {True: "salted", False: "not salted (--no-salt)"}.get(c.salted, "salting unknown")
+    if c.share is None:
+        hint = f"the server reported no cached prompt tokens (per request or scraped); {salted}"
+        return ("Prompt cache served", "not reported", hint, "missing")
     hint = f"from {c.source}; the workload implies {c.ideal:.1%}; {salted}"
     return ("Prompt cache served", f"{c.share:.1%}", hint, "partial" if c.warm else "note")
 
