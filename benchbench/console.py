@@ -83,8 +83,11 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             else ""
         ),
     )
+    if s.prompt_cache:
+        head.add_row("prompt cache", Text(prompt_cache_line(s.prompt_cache)))
     if s.results.energy is not None:
-        head.add_row("energy", energy_line(s.results.energy))
+        for label, line in energy_lines(s.results.energy):
+            head.add_row(label, Text(line))
     if s.results.cost is not None:
         head.add_row("cost", cost_line(s.results.cost))
     for label, line in server_lines(s.results.server):
@@ -156,13 +159,59 @@ def window_line(s: RunSummary) -> str:
     return line
 
 
+def prompt_cache_line(pc: dict[str, Any]) -> str:
+    """What the server served from its prompt cache beside what the workload itself reuses
+    (a share far above that is an earlier run's cache), and whether the prompts were salted."""
+    salted = pc.get("salted")
+    salt = None if salted is None else ("salted" if salted else "unsalted (--no-salt)")
+    share = pc.get("share")
+    if share is None:
+        return "; ".join(p for p in ("not reported by the server", salt) if p)
+    prompt = pc.get("prompt_tokens")
+    of = f"of {prompt:,.0f} prompt tokens" if prompt is not None else "of the prompt tokens"
+    parts = [f"served {share:.1%} {of} ({pc.get('source') or '?'})"]
+    ideal = pc.get("ideal_prefix_hit")
+    if ideal is not None:
+        parts.append(f"the workload's own reuse {ideal:.1%} (ideal prefix hit)")
+    if salt:
+        parts.append(salt)
+    return "; ".join(parts)
+
+
 def energy_line(e: Energy) -> str:
     if e.unavailable:
         return e.unavailable
-    return ("PARTIAL (samples do not cover the window): " if e.partial else "") + (
+    status = (e.verdict or {}).get("status")
+    if status in ("partial", "invalid"):
+        prefix = f"{status.upper()} (see the energy verdict): "
+    else:
+        prefix = "PARTIAL (samples do not cover the window): " if e.partial else ""
+    return prefix + (
         f"{_fmt(e.j_per_output_token, 3)} J/output token, "
         f"{_fmt(e.avg_power_w, 0)} W avg, {_fmt(e.gross_j, 0)} J gross ({e.source or '?'})"
     )
+
+
+def verdict_line(verdict: dict[str, Any]) -> str:
+    """'ok', or 'partial: reason; reason' (benchbench.energy.Verdict as stored)."""
+    reasons = "; ".join(str(r) for r in verdict.get("reasons") or ())
+    return f"{verdict.get('status', '?')}: {reasons}" if reasons else str(verdict.get("status"))
+
+
+def energy_lines(e: Energy) -> list[tuple[str, str]]:
+    """The energy figure, its verdict (like the token truth line), which GPUs were measured
+    and why, its notes, and the idle baseline's verdict when that is not ok."""
+    out = [("energy", energy_line(e))]
+    if e.verdict is not None and not e.unavailable:
+        out.append(("energy verdict", verdict_line(e.verdict)))
+    for note in e.source_notes:
+        # Unavailable energy already says why; the same reason twice is noise.
+        if not (e.unavailable and note.split(": ", 1)[-1] in e.unavailable):
+            out.append(("energy source", note))
+    out += [("energy note", note) for note in e.notes]
+    if e.idle_verdict is not None and e.idle_verdict.get("status") != "ok":
+        out.append(("idle baseline", verdict_line(e.idle_verdict)))
+    return out
 
 
 def cost_line(c: Cost) -> str:

@@ -15,6 +15,7 @@ import duckdb
 # Registers store migration 006 (runs stored before typed results): every command that opens
 # a store reads it through this module.
 import benchbench.results_v1  # noqa: F401
+from benchbench.cache import served_cache
 from benchbench.catalogue import Metric, MetricNameError, parse_metric
 from benchbench.results import RunResults, load_results
 from benchbench.window import DEFINITION, load_window
@@ -113,6 +114,10 @@ class RunSummary:
     load_mode: str | None = None
     goodput: dict[str, Any] | None = None
     results: RunResults = field(default_factory=RunResults)
+    # The served prompt cache (benchbench.cache.served_cache: share, source, cached_tokens,
+    # prompt_tokens, requests, measured) beside the reuse the workload itself implies
+    # (ideal_prefix_hit) and whether the run's prompts were salted (None: not recorded).
+    prompt_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -216,9 +221,29 @@ def summarize(
         load_mode=load_mode,
         results=load_results(con, run_id),
     )
+    summary.prompt_cache = prompt_cache(con, run_id, summary.results)
     if slos:
         summary.goodput = goodput(con, run_id, slos, window_s, summary)
     return summary
+
+
+def prompt_cache(
+    con: duckdb.DuckDBPyConnection, run_id: int, results: RunResults
+) -> dict[str, Any]:
+    """The served prompt cache of the run, the workload's own reuse and its salting: the
+    traffic description says both, else (salting) the stored config's `salt`."""
+    traffic = results.traffic
+    salted = traffic.get("salted")
+    if salted is None:
+        row = con.execute(
+            "SELECT json_extract(config, '$.salt') FROM runs WHERE run_id = ?", [run_id]
+        ).fetchone()
+        salted = json.loads(row[0]) if row and row[0] is not None else None
+    return {
+        **served_cache(con, run_id),
+        "ideal_prefix_hit": traffic.get("ideal_prefix_hit"),
+        "salted": salted if isinstance(salted, bool) else None,
+    }
 
 
 def _distributions(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Distribution]:
