@@ -35,7 +35,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from benchbench.orchestrate import run_loop
+from benchbench.runloop import run_event_loop
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.store import BatchWriter, open_store
 from loadgen.client import HttpSettings, make_client
@@ -241,7 +241,7 @@ def main() -> None:
                     for loop in args.loops.split(","):
                         for transport in transports:
                             runs = [
-                                run_loop(
+                                run_event_loop(
                                     peer_one(sim.base_url, conc, args.tokens, args.per_stream)
                                     if transport == "peer"
                                     else one(

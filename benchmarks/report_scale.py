@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchbench.cli_report import write_report
+from benchbench.report_file import write_report
 from benchbench.store import open_store
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from benchbench.config import make_config
 from benchbench.console import print_summary
-from benchbench.orchestrate import run_benchmark
+from benchbench.execute import run_benchmark
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.store import BatchWriter
 from loadgen.runner import Runner, RunOutcome

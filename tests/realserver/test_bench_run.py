@@ -37,7 +37,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchbench.config import make_config
-from benchbench.orchestrate import RunResult, run_benchmark
+from benchbench.execute import RunResult, run_benchmark
 from tests.realserver.server import LlamaServer
 
 pytestmark = pytest.mark.llamacpp

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from benchbench.config import make_config
-from benchbench.orchestrate import run_benchmark
+from benchbench.execute import run_benchmark
 from tests.realserver.server import LlamaServer
 
 pytestmark = pytest.mark.llamacpp

@@ -29,7 +29,7 @@ import orjson
 import pytest
 
 from benchbench.config import RunConfig, make_config
-from benchbench.orchestrate import run_benchmark
+from benchbench.execute import run_benchmark
 from benchbench.sim import SimConfig, SimConfigError, SimProcess
 from benchbench.sim.fault_server import FaultServer, start_faults
 from benchbench.sim.faults import FAULTS, OK, Fault, FaultSpecError, parse_faults
@@ -45,7 +45,7 @@ MODEL = "fault-llm"
 NEVER_RESENT = {errors.HTTP_SERVER, errors.RATE_LIMITED, errors.AUTH, "redirect", errors.TIMEOUT}
 
 _FORKSERVER = multiprocessing.get_context("forkserver")
-_FORKSERVER.set_forkserver_preload(["benchbench.orchestrate", "benchbench.config", "duckdb"])
+_FORKSERVER.set_forkserver_preload(["benchbench.execute", "benchbench.config", "duckdb"])
 
 
 @dataclass(frozen=True, slots=True)
