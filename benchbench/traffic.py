@@ -6,6 +6,7 @@ prefixes, the ideal prefix-hit ratio) so two runs can be shown to have sent the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchbench.config import RunConfig
-from benchbench.errors import BenchError
+from benchbench.errors import ConfigError
 from loadgen.spec import RequestSpec
 
 if TYPE_CHECKING:
+    from benchbench.target import TargetLink
     from loadgen.runner import SessionSource
     from loadgen.sessions import ThinkTime
 
@@ -48,11 +50,17 @@ class Traffic:
     max_requests: int | None = None  # a finite source (trace) caps the run
 
 
-def build_traffic(cfg: RunConfig) -> Traffic:
+def build_traffic(cfg: RunConfig, link: TargetLink | None = None) -> Traffic:
+    """What is sent and when; `link` (an endpoint's) lets prompts be fitted to exact token
+    counts through its /tokenize."""
+    if link is None and cfg.endpoint is not None:
+        from benchbench.target import TargetLink
+
+        link = TargetLink(cfg.target, cfg.endpoint)
     try:
-        return _build(cfg)
+        return _build(cfg, link)
     except (ValueError, OSError) as exc:
-        raise BenchError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise ConfigError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
 def _planned_n(cfg: RunConfig) -> int:
@@ -73,12 +81,16 @@ def _fit(fitter: Any, head: list[RequestSpec]) -> list[RequestSpec]:
 
 
 def _exact_head(
-    cfg: RunConfig, specs: Iterator[RequestSpec], n: int, desc: dict[str, Any]
+    cfg: RunConfig,
+    specs: Iterator[RequestSpec],
+    n: int,
+    desc: dict[str, Any],
+    link: TargetLink | None,
 ) -> tuple[list[RequestSpec], Iterator[RequestSpec]]:
     """The first n specs fitted to exact lengths (where a counter is available), and the rest
     corrected by what the fit learned."""
     head = _head(specs, n)
-    fitter = _fitter(cfg, head, desc)
+    fitter = _fitter(cfg, head, desc, link)
     if fitter is None:
         return head, specs
     head = _fit(fitter, head)
@@ -113,17 +125,18 @@ def _arrivals(cfg: RunConfig) -> Iterator[int] | None:
     return iter(arrivals.offsets_ns(np.random.default_rng([cfg.seed, 1])))
 
 
-def _build(cfg: RunConfig) -> Traffic:
+def _build(cfg: RunConfig, link: TargetLink | None) -> Traffic:
     from loadgen.sessions import parse_think_time
 
     if cfg.trace is not None:
-        return _trace(cfg)
+        return _trace(cfg, link)
     n = _planned_n(cfg)
     think = parse_think_time(cfg.think_time)
     if cfg.session_turns is not None:
         from loadgen.sessions import SessionDriver
 
         workload, desc = _sessions(cfg, think)
+        workload = dataclasses.replace(workload, salt=_run_salt(cfg, desc))
         # Session-major, replies as drawn: the order one slot sends them in (with ignore_eos).
         head = _head(workload.specs(), n)
         desc["exact_lengths"] = "words (sessions keep their history as drawn)"
@@ -132,11 +145,16 @@ def _build(cfg: RunConfig) -> Traffic:
         mode = "closed" if offsets is None else "open"
         return Traffic(SessionDriver(workload), offsets, mode, desc)
     specs, desc = _source(cfg)
-    head, rest = _exact_head(cfg, specs, n, desc)
+    specs = _salted(specs, cfg, desc)
+    # The fingerprint describes the workload as drawn, before any exact-length fit: the fit
+    # depends on how the server tokenizes this run's salt, which differs from run to run.
+    drawn = _head(specs, n)
+    head, rest = _exact_head(cfg, itertools.chain(drawn, specs), len(drawn), desc, link)
     offsets = _arrivals(cfg)
     offsets_head = list(itertools.islice(_arrivals(cfg), len(head))) if offsets else None
-    prefix = cfg.system_prompt_tokens > 0 or cfg.dataset_turns == "all" or cfg.workload == "agent"
-    _describe_schedule(desc, head, offsets_head, prefix=prefix)
+    wl = cfg.workload
+    prefix = wl.system_prompt_tokens > 0 or wl.dataset_turns == "all" or wl.preset == "agent"
+    _describe_schedule(desc, drawn, offsets_head, prefix=prefix)
     if offsets is not None:
         desc["arrival"] = cfg.arrival
         return Traffic(itertools.chain(head, rest), offsets, "open", desc)
@@ -147,6 +165,26 @@ def _build(cfg: RunConfig) -> Traffic:
         users = ThinkingUsers(itertools.chain(head, rest), think, cfg.seed)
         return Traffic(users, None, "closed", desc)
     return Traffic(itertools.chain(head, rest), None, "closed", desc)
+
+
+def _run_salt(cfg: RunConfig, desc: dict[str, Any]) -> str:
+    """A fresh salt for this run (never from the seed), or "" with --no-salt; the traffic
+    description records which: a salted run cannot be served from an earlier run's cache."""
+    from loadgen.prompts import new_salt
+
+    salted = bool(cfg.workload.salt)
+    desc["salted"] = salted
+    return new_salt() if salted else ""
+
+
+def _salted(
+    specs: Iterator[RequestSpec], cfg: RunConfig, desc: dict[str, Any]
+) -> Iterator[RequestSpec]:
+    """Every prompt of the run starting with the run's salt (before any exact-length fit,
+    which then counts it); unchanged with --no-salt."""
+    from loadgen.workload import salt_specs
+
+    return salt_specs(specs, _run_salt(cfg, desc))
 
 
 def _describe_schedule(
@@ -174,7 +212,7 @@ def _lengths(cfg: RunConfig) -> tuple[Any, Any, int, str]:
     from loadgen.lengths import parse_length
     from loadgen.presets import PRESETS, get_preset
 
-    name = (cfg.workload or "").strip().lower()
+    name = (cfg.workload.preset or "").strip().lower()
     if not name:
         return (
             _length("--input-len", cfg.input_len),
@@ -188,7 +226,7 @@ def _lengths(cfg: RunConfig) -> tuple[Any, Any, int, str]:
         return input_len, parse_length(AGENT_OUTPUT), system, name
     if name not in PRESETS:
         raise ValueError(
-            f"unknown workload preset {cfg.workload!r}; valid presets: "
+            f"unknown workload preset {cfg.workload.preset!r}; valid presets: "
             f"{', '.join([*PRESETS, 'agent'])} (see `bench workloads`)"
         )
     preset = get_preset(name)
@@ -279,10 +317,12 @@ def _sessions(cfg: RunConfig, think: ThinkTime) -> tuple[Any, dict[str, Any]]:
     return wl, desc
 
 
-def _fitter(cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any]) -> Any:
+def _fitter(
+    cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any], link: TargetLink | None
+) -> Any:
     """A LengthFitter for --exact-lengths, its offsets measured; None when not fitting."""
     from benchbench.exact import LengthFitter, make_counter, measure_offsets
-    from benchbench.target import auth_headers, discover_model
+    from benchbench.target import auth_headers
 
     if not any(s.input_tokens_expected is not None for s in head):
         desc["exact_lengths"] = {"method": "none (the prompts have no target length)"}
@@ -295,8 +335,8 @@ def _fitter(cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any]) -> An
         "request_timeout_s": cfg.request_timeout_s,
         "connect_timeout_s": cfg.connect_timeout_s,
     }
-    if cfg.endpoint is not None and cfg.exact_lengths != "off" and model is None:
-        model = discover_model(cfg.endpoint, headers, cfg.timeout_s, **bounds)
+    if link is not None and cfg.endpoint is not None and cfg.exact_lengths != "off":
+        model = link.model()  # the run asks /models once: the link keeps the answer
     counter = make_counter(
         cfg.exact_lengths,
         cfg.endpoint,
@@ -334,7 +374,7 @@ def _fitter(cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any]) -> An
     return fitter
 
 
-def _trace(cfg: RunConfig) -> Traffic:
+def _trace(cfg: RunConfig, link: TargetLink | None) -> Traffic:
     from loadgen.replay import ReplayOptions, replay_offsets_ns, replay_specs, schedule
     from loadgen.traces import load_trace
 
@@ -388,7 +428,8 @@ def _trace(cfg: RunConfig) -> Traffic:
     # Prompts are built as the runner asks: a whole Mooncake trace up front takes ~18 s
     # and ~0.9 GB. The schedule is shared with the description above, so not iter_replay.
     specs = replay_specs(planned, api=cfg.api, seed=cfg.seed, ignore_eos=cfg.ignore_eos)
-    head, rest = _exact_head(cfg, specs, _planned_n(cfg), desc)
+    specs = _salted(specs, cfg, desc)
+    head, rest = _exact_head(cfg, specs, _planned_n(cfg), desc, link)
     stream = itertools.chain(head, rest)
     if not timed:
         offsets = _arrivals(cfg)
