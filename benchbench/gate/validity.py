@@ -87,6 +87,8 @@ def energy_problems(base: SideData, cand: SideData, cfg: GateConfig) -> list[str
     keys = energy_rule_keys(cfg)
     if not keys:
         return []
+    drop = [f"[gate.rules.{k}] enabled = false" for k in keys if not k.startswith("slo:")]
+    drop += [f"no slo.{k[4:]}" for k in keys if k.startswith("slo:")]
     out = []
     for side, name in ((base, "baseline"), (cand, "candidate")):
         for r in side.runs:
@@ -96,7 +98,7 @@ def energy_problems(base: SideData, cand: SideData, cfg: GateConfig) -> list[str
             out.append(
                 f"{name} run {r.run_id}: its energy verdict is invalid ({why}), so the energy "
                 f"rule(s) {', '.join(keys)} cannot compare it: fix the measurement and rerun, "
-                "or drop those rules (enabled = false under [gate.rules] in the gate config)"
+                f"or compare without them (gate config: {', '.join(drop)})"
             )
     return out
 
