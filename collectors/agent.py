@@ -1,7 +1,7 @@
 """Power from a GPU host the load generator is not on: a tiny read-only HTTP agent that serves
 NVML counter snapshots, and a collector that polls it like a local one.
 
-    GET /snapshot -> {"t_wall_s": ..., "driver_version": ...,
+    GET /snapshot -> {"t_mono_ns": ..., "t_wall_s": ..., "driver_version": ...,
                       "gpus": [{"index", "uuid", "name", "energy_mj", "power_instant_w",
                                 "power_avg_w", "power_limit_w"}, ...]}
 
@@ -53,6 +53,9 @@ class AgentServer(ThreadingHTTPServer):
                     self.reader.retry_pending(g)
             gpus = [self.reader.snapshot_gpu(g) for g in self.reader.gpus]
         return {
+            # The agent's own monotonic clock at the reading: the poller maps it onto its run
+            # clock through the offset of its fastest round trip (see AgentCollector._stamp).
+            "t_mono_ns": time.monotonic_ns(),
             "t_wall_s": time.time(),
             "driver_version": self.reader.driver_version,
             "gpus": gpus,
@@ -140,7 +143,7 @@ def serve_until_interrupted(server: AgentServer) -> None:
 
 class AgentCollector(PollingCollector):
     """Polls an agent's /snapshot; samples (collector "agent", device = the remote GPU index)
-    are stamped with the local run clock when the reply has arrived. Metrics: energy_mj,
+    are stamped with the local run clock at the midpoint of the poll. Metrics: energy_mj,
     power_instant_w, power_avg_w, power_limit_w (those the remote GPU supports).
 
     A poll may be silent for `timeout_s` and take `total_timeout_s` in all (default: twice
@@ -171,14 +174,17 @@ class AgentCollector(PollingCollector):
         self._client = BoundedClient(timeout_s, total, headers)
         self._gpus: list[dict[str, object]] = []
         self._driver: object = None
+        self._best_rtt_ns: int | None = None
+        self._offset_ns = 0
 
     def _read(self, clock: Clock, out: list[Sample]) -> None:
-        response, t_ns = self._client.get(self.url, clock)
+        response, sent_ns, arrived_ns = self._client.get_timed(self.url, clock)
         if response.status_code == 401:
             raise RuntimeError(f"agent {self.label} refused the token (HTTP 401)")
         if response.status_code != 200:
             raise RuntimeError(f"agent {self.label} answered HTTP {response.status_code}")
         body = response.json()
+        t_ns = self._stamp(body.get("t_mono_ns"), sent_ns, arrived_ns)
         gpus = body["gpus"]
         if not self._gpus:
             self._driver = body.get("driver_version")
@@ -190,9 +196,27 @@ class AgentCollector(PollingCollector):
                 if value is not None:
                     out.append(Sample(self.name, device, t_ns, metric, float(value)))
 
+    def _stamp(self, remote_ns: object, sent_ns: int, arrived_ns: int) -> int:
+        """When the remote reading was taken, on the run clock. Stamping on arrival (or at the
+        round trip's midpoint) is off by however long a busy agent or client took to answer,
+        which moves the energy read at the window edges; the agent's own monotonic time is
+        exact up to one constant, the clock offset, estimated from the fastest round trip
+        seen (NTP's rule) and never placed outside this poll's round trip."""
+        mid = (sent_ns + arrived_ns) // 2
+        if type(remote_ns) is not int:  # an older agent: the midpoint is the best estimate
+            return mid
+        rtt = arrived_ns - sent_ns
+        if self._best_rtt_ns is None or rtt < self._best_rtt_ns:
+            self._best_rtt_ns, self._offset_ns = rtt, remote_ns - mid
+        return min(max(remote_ns - self._offset_ns, sent_ns), arrived_ns)
+
     def info(self) -> dict[str, object]:
-        """Agent URL; after the first good poll also the remote driver and GPUs."""
+        """Agent URL; after the first good poll also the remote driver and GPUs, and the clock
+        offset's uncertainty (half the fastest round trip)."""
         return {
+            "clock_uncertainty_ms": (
+                None if self._best_rtt_ns is None else self._best_rtt_ns / 2e6
+            ),
             "url": self.label,
             "interval_s": self.interval_s,
             "driver_version": self._driver,

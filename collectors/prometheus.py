@@ -245,22 +245,30 @@ class BoundedClient:
         self._lock = threading.Lock()
 
     def get(self, url: str, clock: Clock) -> tuple[httpx.Response, int]:
-        """The answer, its body read whole, and `clock()` read the moment it arrived (on the
-        loop's thread, so the hand-back to the caller's thread does not delay the stamp).
+        """The answer, its body read whole, and the midpoint of the round trip on `clock`.
         Raises httpx.TimeoutException past a bound."""
+        response, sent_ns, arrived_ns = self.get_timed(url, clock)
+        # The remote reading was taken somewhere inside the round trip: its midpoint is the
+        # estimate with the smallest worst-case error (half the round trip), as NTP does.
+        return response, (sent_ns + arrived_ns) // 2
+
+    def get_timed(self, url: str, clock: Clock) -> tuple[httpx.Response, int, int]:
+        """The answer, and `clock()` just before sending and the moment it arrived (read on
+        the loop's thread, so the hand-back to the caller's thread does not delay them)."""
         loop = self._start()
         future = asyncio.run_coroutine_threadsafe(self._get(url, clock), loop)
         # The coroutine ends itself at total_s; the margin only guards a wedged loop.
         return future.result(timeout=self.total_s + 5.0)
 
-    async def _get(self, url: str, clock: Clock) -> tuple[httpx.Response, int]:
+    async def _get(self, url: str, clock: Clock) -> tuple[httpx.Response, int, int]:
         if self._client is None:  # made on the loop that will use it
             self._client = httpx.AsyncClient(
                 timeout=min(self.silence_s, self.total_s), headers=self._headers
             )
         try:
+            sent = clock()
             response = await asyncio.wait_for(self._client.get(url), self.total_s)
-            return response, clock()
+            return response, sent, clock()
         except TimeoutError:
             raise httpx.ReadTimeout(
                 f"no complete answer within {self.total_s:g} s (bytes kept trickling)"

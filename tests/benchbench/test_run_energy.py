@@ -299,7 +299,9 @@ def test_power_agent_on_loopback_is_the_energy_source(sim_url: str, tmp_path: Pa
                 endpoint=sim_url,
                 db=str(db),
                 concurrency=4,
-                requests=16,
+                # ~2.4 s of load: a poll delayed by tens of ms on a busy 2-core machine
+                # moves an edge reading, and must stay well inside the 2% below.
+                requests=64,
                 input_len="50",
                 output_len="30",
                 nvml=False,
@@ -314,7 +316,7 @@ def test_power_agent_on_loopback_is_the_energy_source(sim_url: str, tmp_path: Pa
         agent.server_close()
         thread.join(5.0)
     s = result.summary
-    assert s.sent == s.ok == 16
+    assert s.sent == s.ok == 64
     e = s.extra["energy"]
     assert "agent" in e["source"]
     # Constant power; agent samples are stamped when each reply arrives, a ms or so after

@@ -122,3 +122,22 @@ def test_bad_arguments_are_one_line_errors() -> None:
         AgentCollector("gpu-host:9464")
     with pytest.raises(ValueError, match="token must not be empty"):
         make_agent_server(token="", nvml=FakeNvml())
+
+
+def test_remote_readings_are_stamped_by_the_agents_clock_through_the_fastest_round_trip():
+    """A busy agent answers late: stamping on arrival would move the reading by the delay.
+    The agent's own time, mapped through the offset of the fastest round trip, does not."""
+    poller = AgentCollector("http://127.0.0.1:9/snapshot")
+    offset = 5_000_000_000  # the agent's clock runs 5 s ahead of the run clock
+    # A fast poll (1 ms round trip) fixes the offset; the reading sat in its middle.
+    assert poller._stamp(offset + 10_500_000, 10_000_000, 11_000_000) == 10_500_000
+    # A slow poll (80 ms): the reading was taken 2 ms after sending, answered 78 ms later.
+    assert poller._stamp(offset + 102_000_000, 100_000_000, 180_000_000) == 102_000_000
+    # Never outside the poll's own round trip, whatever the remote clock says.
+    assert poller._stamp(offset + 500_000_000, 200_000_000, 210_000_000) == 210_000_000
+    assert poller.info()["clock_uncertainty_ms"] == 0.5
+
+
+def test_an_agent_without_its_own_clock_is_stamped_at_the_round_trips_midpoint():
+    poller = AgentCollector("http://127.0.0.1:9/snapshot")
+    assert poller._stamp(None, 100, 300) == 200
