@@ -154,10 +154,16 @@ class CollectorSet:
 
 
 def cost_inputs(cfg: RunConfig, gpu_names: list[str]) -> CostInputs:
+    """The prices of a run. `--gpu-price` without `--gpu-count` counts the GPUs measured, or,
+    with none measured (a remote endpoint), one GPU: the cost notes say so (see
+    one_gpu_note), as the flag's help does."""
+    gpu_count = cfg.gpu_count
+    if gpu_count is None and cfg.gpu_price is not None:
+        gpu_count = len(gpu_names) or 1
     return CostInputs(
         gpu_price_usd_per_hour=cfg.gpu_price,
         instance_price_usd_per_hour=cfg.instance_price,
-        gpu_count=cfg.gpu_count or (len(gpu_names) if gpu_names and cfg.gpu_price else None),
+        gpu_count=gpu_count,
         gpu_name=gpu_names[0] if gpu_names else None,
         input_price_usd_per_1m=cfg.input_price,
         output_price_usd_per_1m=cfg.output_price,
@@ -166,11 +172,20 @@ def cost_inputs(cfg: RunConfig, gpu_names: list[str]) -> CostInputs:
     )
 
 
+def one_gpu_note(cfg: RunConfig, gpu_names: list[str]) -> str | None:
+    """The plain statement owed when a --gpu-price alone was priced as a single GPU."""
+    if cfg.gpu_price is None or cfg.gpu_count is not None or gpu_names:
+        return None
+    return (
+        f"priced as 1 GPU at ${cfg.gpu_price:g}/GPU-hour (no GPU measured here): "
+        "pass --gpu-count N for a server with N GPUs"
+    )
+
+
 def validate_prices(cfg: RunConfig) -> None:
-    """Check the price flags before the run, so a typo costs no measurement. (A --gpu-price
-    without --gpu-count passes here: NVML may still count the GPUs.)"""
+    """Check the price flags before the run, so a typo costs no measurement."""
     try:
-        cost_inputs(cfg, ["GPU"] if cfg.gpu_price and not cfg.gpu_count else [])
+        cost_inputs(cfg, [])
     except ValueError as exc:
         raise BenchError(str(exc)) from None
     if cfg.instance_price is not None and cfg.gpu_count is None:
@@ -325,11 +340,16 @@ def energy_and_cost(
         store.con, run_id, window, idle, reason,
         source_notes=tuple(cs.source_notes), idle_settle=cs.idle_settle,
     )  # fmt: skip
+    gpus = cs.gpu_names()
     try:
-        inputs: CostInputs | str = cost_inputs(cfg, cs.gpu_names())
-    except ValueError as exc:  # e.g. --gpu-price without --gpu-count and no GPU detected
+        inputs: CostInputs | str = cost_inputs(cfg, gpus)
+    except ValueError as exc:
         inputs = f"cost not computed: {exc}"
-    return energy, window_cost(store.con, run_id, window, inputs, energy)
+    cost = window_cost(store.con, run_id, window, inputs, energy)
+    note = one_gpu_note(cfg, gpus)
+    if note is not None and cost.unavailable is None:
+        cost = dataclasses.replace(cost, notes=(note, *cost.notes))
+    return energy, cost
 
 
 def window_energy(

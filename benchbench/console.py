@@ -90,6 +90,8 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             head.add_row(label, Text(line))
     if s.results.cost is not None:
         head.add_row("cost", cost_line(s.results.cost))
+        for note in s.results.cost.notes:
+            head.add_row("cost note", Text(note))
     for label, line in server_lines(s.results.server):
         head.add_row(label, Text(line))
     if s.goodput:

@@ -60,16 +60,17 @@ def test_run_without_a_gpu_says_energy_was_not_measured_and_prices_the_run(
     assert float(match.group(1)) == pytest.approx(expected, abs=0.0005)
 
 
-def test_gpu_price_without_a_count_and_no_gpu_keeps_the_run_and_says_why(
+def test_gpu_price_alone_against_a_host_without_gpus_is_priced_as_one_gpu_and_says_so(
     tmp_path: Path,
 ) -> None:
-    # NVML might have counted the GPUs; it found none, so there is no price per token, but
-    # the measured run is kept and printed.
+    # The flag's help and the rule agree: no --gpu-count and no GPU measured is one GPU,
+    # said plainly next to the figure.
     done = bench("run", "--requests", "5", "--sim-fast", "-q", "--gpu-price", "2",
                  "--db", str(tmp_path / "c.duckdb"))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    cost = [line for line in lines(done.stdout) if line.startswith("cost ")]
-    assert len(cost) == 1 and "also give --gpu-count" in cost[0], done.stdout
+    cost = [line for line in lines(done.stdout) if line.split()[:1] == ["cost"]]
+    assert len(cost) == 1 and "per 1M output tokens" in cost[0], done.stdout
+    assert "priced as 1 GPU at $2/GPU-hour" in " ".join(done.stdout.split()), done.stdout
     assert "sent 5 = ok 5" in done.stdout
 
 
