@@ -28,7 +28,7 @@ import duckdb
 import orjson
 import pytest
 
-from benchbench.config import RunConfig, make_config
+from benchbench.config import make_config
 from benchbench.execute import run_benchmark
 from benchbench.sim import SimConfig, SimConfigError, SimProcess
 from benchbench.sim.fault_server import FaultServer, start_faults
@@ -113,11 +113,9 @@ def bench_run(endpoint: str, db: Path, **overrides: Any) -> StoredRun:
         exact_lengths="off",
         idle_seconds=0,
         nvml=False,
+        # The total deadline per request: a trickling server must end within it.
+        request_timeout_s=TOTAL_S,
     )
-    # --request-timeout is the total deadline of the issue; older configs lack it, and the
-    # trickle tests then fail on time, as they should.
-    if "request_timeout_s" in RunConfig.model_fields:
-        kwargs["request_timeout_s"] = TOTAL_S
     kwargs.update(overrides)
     receive, send = _FORKSERVER.Pipe(duplex=False)
     child = _FORKSERVER.Process(target=_run_in_child, args=(kwargs, send), daemon=True)
