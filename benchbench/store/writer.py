@@ -149,9 +149,13 @@ class BatchWriter:
         return _ints([v - o if type(v) is int else None for v in values], _INT64)
 
     def _write_records(self, records: list[RequestRecord]) -> tuple[int, int]:
-        n = len(records)
-        run = pa.array(np.full(n, self._run_id, dtype=np.int32))
-        table = pa.table(
+        _insert_by_name(self._con, self._request_table(records), "requests")
+        return len(records), self._write_events(records)
+
+    def _request_table(self, records: list[RequestRecord]) -> pa.Table:
+        """One row per request."""
+        run = pa.array(np.full(len(records), self._run_id, dtype=np.int32))
+        return pa.table(
             {
                 "run_id": run,
                 "idx": _ints([r.index for r in records], _INT32),
@@ -181,7 +185,10 @@ class BatchWriter:
                 "cached_input_tokens": _ints([r.cached_input_tokens for r in records], _COUNT),
             }
         )
-        _insert_by_name(self._con, table, "requests")
+
+    def _write_events(self, records: list[RequestRecord]) -> int:
+        """One row per token event, with its gap to the request's previous one; the count."""
+        n = len(records)
         counts = np.fromiter((len(r.event_ns) for r in records), dtype=np.int64, count=n)
         total = int(counts.sum())
         if total:
@@ -213,7 +220,7 @@ class BatchWriter:
                 }
             )
             self._con.from_arrow(events).insert_into("token_events")
-        return n, total
+        return total
 
     def _write_samples(self, samples: list[Sample]) -> tuple[int, int]:
         n = len(samples)
