@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 
 from benchbench.config import RunConfig
 from benchbench.cost import CostInputs, compute_cost
-from benchbench.energy import compute_energy, idle_settled, idle_trend_w, series_from_rows
+from benchbench.energy import compute_energy
+from benchbench.energy_idle import idle_settled, idle_trend_w
+from benchbench.energy_samples import series_from_rows
 from benchbench.errors import BenchError
 from benchbench.results import Cost, Energy, RunResults
 from benchbench.store import BatchWriter, Store

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchbench.energy import reset_corrected
+from benchbench.energy_readings import reset_corrected
 from benchbench.results import ServerView, load_results
 from benchbench.store import Store
 from benchbench.window import Window, load_window, tokens_in_window

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.base import Clock, Sample
+from collectors.nvml_select import GpuInfo, GpuSelector, as_text, parse_visible_devices
 from collectors.threaded import PollingCollector
 
 __all__ = [
@@ -46,33 +46,6 @@ class NvmlUnavailable(RuntimeError):
     """NVML cannot be used here; str() is one line the CLI prints before going on without it."""
 
 
-@dataclass(slots=True)
-class GpuInfo:
-    """One selected GPU: static facts plus which readings it supports (probed once)."""
-
-    index: int
-    handle: Any
-    name: str
-    uuid: str
-    supported: dict[str, bool] = field(default_factory=dict)
-    unsupported_reason: dict[str, str] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)  # failed at probe; tried again later
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "uuid": self.uuid,
-            "supported": dict(self.supported),
-            "unsupported_reason": dict(self.unsupported_reason),
-            "pending": sorted(self.pending),
-        }
-
-
-def _text(value: object) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
 def _load_nvml(nvml: Any | None) -> Any:
     if nvml is not None:
         return nvml
@@ -81,28 +54,6 @@ def _load_nvml(nvml: Any | None) -> Any:
     except ImportError as exc:
         raise NvmlUnavailable(f"nvidia-ml-py is not installed ({exc})") from exc
     return pynvml
-
-
-def _parse_visible_devices(spec: str) -> list[int | str]:
-    """CUDA_VISIBLE_DEVICES items as NVML indices (int) or UUIDs / UUID prefixes (str:
-    "GPU-..." for a GPU, "MIG-..." for a MIG instance)."""
-    items: list[int | str] = []
-    for raw in spec.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        if item.lstrip("-").isdigit():
-            if int(item) < 0:  # CUDA stops at the first invalid index
-                break
-            items.append(int(item))
-        elif item.startswith(("GPU-", "MIG-")):
-            items.append(item)
-        else:
-            raise ValueError(
-                f"CUDA_VISIBLE_DEVICES item {item!r} is not a GPU index, GPU-UUID or MIG-UUID; "
-                "pass the GPUs explicitly (e.g. --gpus 0,1)"
-            )
-    return items
 
 
 # NVML answers that mean "never on this GPU": anything else may pass (retry, keep trying).
@@ -138,15 +89,16 @@ class NvmlReader:
     ) -> None:
         self.nvml = _load_nvml(nvml)
         nv = self.nvml
-        self.warnings: list[str] = []  # GPUs lost at selection
-        self.notes: list[str] = []  # what the selection means (MIG: whole-GPU energy)
+        selector = GpuSelector(nv)
+        self.warnings = selector.warnings  # GPUs lost at selection
+        self.notes = selector.notes  # what the selection means (MIG: whole-GPU energy)
         try:
             nv.nvmlInit()
         except Exception as exc:  # noqa: BLE001 - NVMLError or a missing shared library
             raise NvmlUnavailable(f"no NVIDIA GPU/driver found (NVML: {exc})") from exc
         self._open = True
         try:
-            self.driver_version = _text(nv.nvmlSystemGetDriverVersion())
+            self.driver_version = as_text(nv.nvmlSystemGetDriverVersion())
             count = int(nv.nvmlDeviceGetCount())
         except nv.NVMLError as exc:
             self.close()
@@ -157,10 +109,10 @@ class NvmlReader:
         env = os.environ if env is None else env
         try:
             if gpus is None and env.get("CUDA_VISIBLE_DEVICES") is not None:
-                gpus = _parse_visible_devices(env["CUDA_VISIBLE_DEVICES"])
+                gpus = parse_visible_devices(env["CUDA_VISIBLE_DEVICES"])
                 if not gpus:
                     raise NvmlUnavailable("CUDA_VISIBLE_DEVICES selects no GPU")
-            self.gpus = self._select(count, gpus)
+            self.gpus = selector.select(count, gpus)
             if not self.gpus:
                 raise NvmlUnavailable(
                     "no selected GPU could be opened: " + "; ".join(self.warnings)
@@ -174,111 +126,6 @@ class NvmlReader:
         )
         for gpu in self.gpus:
             self._probe(gpu)
-
-    # -- selection: resolve what was asked for, open only that ------------------------------
-
-    def _open_index(self, index: int) -> GpuInfo | None:
-        nv = self.nvml
-        try:
-            handle = nv.nvmlDeviceGetHandleByIndex(index)
-            name = _text(nv.nvmlDeviceGetName(handle))
-            uuid = _text(nv.nvmlDeviceGetUUID(handle))
-        except nv.NVMLError as exc:
-            self.warnings.append(f"GPU {index} left out: NVML refused its handle ({exc})")
-            return None
-        return GpuInfo(index=index, handle=handle, name=name, uuid=uuid)
-
-    def _mig_on(self, gpu: GpuInfo) -> bool:
-        get_mode = getattr(self.nvml, "nvmlDeviceGetMigMode", None)
-        if get_mode is None:
-            return False
-        try:
-            current, _pending = get_mode(gpu.handle)
-        except Exception:  # noqa: BLE001 - not supported on this GPU: no MIG
-            return False
-        return bool(current)
-
-    def _by_uuid(self, count: int, want: str) -> GpuInfo | None:
-        """A GPU by its UUID or unique UUID prefix; a MIG-UUID resolves to its parent GPU."""
-        nv = self.nvml
-        by_uuid = getattr(nv, "nvmlDeviceGetHandleByUUID", None)
-        if by_uuid is not None:
-            try:
-                handle = by_uuid(want)
-            except nv.NVMLError:
-                handle = None  # a prefix, or a MIG instance NVML cannot look up: search
-            if handle is not None:
-                if want.startswith("MIG-"):
-                    handle = nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
-                return self._open_index(int(nv.nvmlDeviceGetIndex(handle)))
-        matches: list[GpuInfo] = []
-        for i in range(count):
-            gpu = self._open_index(i)
-            if gpu is None:
-                continue
-            if want.startswith("MIG-"):
-                if any(u.startswith(want) for u in self._mig_uuids(gpu)):
-                    matches.append(gpu)
-            elif gpu.uuid.startswith(want):
-                matches.append(gpu)
-        if len(matches) != 1:
-            raise ValueError(f"GPU UUID {want!r} matches {len(matches)} GPUs, need one")
-        return matches[0]
-
-    def _mig_uuids(self, gpu: GpuInfo) -> list[str]:
-        nv = self.nvml
-        if not self._mig_on(gpu):
-            return []
-        out = []
-        for i in range(int(nv.nvmlDeviceGetMaxMigDeviceCount(gpu.handle))):
-            try:
-                out.append(
-                    _text(
-                        nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetMigDeviceHandleByIndex(gpu.handle, i))
-                    )
-                )
-            except nv.NVMLError:
-                continue  # an empty slot
-        return out
-
-    def _select(self, count: int, wanted: Sequence[int | str] | None) -> list[GpuInfo]:
-        if wanted is None:
-            every = [self._open_index(i) for i in range(count)]
-            chosen = [g for g in every if g is not None]
-            by_index = dict.fromkeys(range(count), "")
-        else:
-            chosen = []
-            by_index = {}
-            for want in wanted:
-                if isinstance(want, int):
-                    if not 0 <= want < count:
-                        raise ValueError(
-                            f"GPU index {want} not found: this host has {count} GPU(s) "
-                            f"(0-{count - 1})"
-                        )
-                    if any(g.index == want for g in chosen):
-                        continue
-                    gpu = self._open_index(want)
-                else:
-                    gpu = self._by_uuid(count, want)
-                if gpu is None:
-                    continue
-                by_index.setdefault(gpu.index, want if isinstance(want, str) else "")
-                if all(g.index != gpu.index for g in chosen):
-                    chosen.append(gpu)
-        for gpu in chosen:
-            asked = by_index.get(gpu.index, "")
-            if asked.startswith("MIG-"):
-                self.notes.append(
-                    f"{asked} is a MIG instance of GPU {gpu.index}: NVML measures the whole "
-                    "GPU's power and energy, shared by all its instances"
-                )
-            elif self._mig_on(gpu):
-                self.notes.append(
-                    f"GPU {gpu.index} is in MIG mode: its energy is the whole GPU's, shared by "
-                    "all its MIG instances"
-                )
-        return chosen
 
     def readers(self) -> dict[str, Callable[[GpuInfo], float]]:
         return {

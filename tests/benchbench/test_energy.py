@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.energy import (
-    DeviceSeries,
-    Verdict,
-    attribute_energy,
-    compute_energy,
-    counter_energy_j,
-    power_integral_j,
-    series_from_rows,
-)
+from benchbench.energy import attribute_energy, compute_energy
+from benchbench.energy_readings import counter_energy_j, power_integral_j
+from benchbench.energy_samples import DeviceSeries, series_from_rows
+from benchbench.energy_verdict import Verdict
 from collectors.nvml import NvmlCollector
 from collectors.prometheus import parse_exposition
 from tests.collectors.fake_nvml import FakeClock, FakeGpu, FakeNvml
