@@ -7,7 +7,8 @@ import orjson
 import pytest
 
 from loadgen import errors
-from loadgen.endpoints import MAX_COUNT, OpenAIEndpoint
+from loadgen.endpoints import OpenAIEndpoint
+from loadgen.responsefields import MAX_COUNT
 from loadgen.spec import RequestRecord
 
 

@@ -26,7 +26,8 @@ import pytest
 from benchbench.store import BatchWriter, open_store
 from loadgen import errors
 from loadgen.client import HttpSettings, make_client
-from loadgen.endpoints import MAX_COUNT, OpenAIEndpoint
+from loadgen.endpoints import OpenAIEndpoint
+from loadgen.responsefields import MAX_COUNT
 from loadgen.runner import LoadPlan, Runner
 from loadgen.spec import RequestRecord, RequestSpec
 
