@@ -229,7 +229,7 @@ def _output_counter(tokenizer: str | None) -> Callable[[str], int] | None:
     their text (stored as such); without it they stay unknown, never guessed from chunks."""
     if not tokenizer:
         return None
-    from benchbench.exact import HFTokenizerCounter
+    from benchbench.token_counters import HFTokenizerCounter
 
     try:
         counter = HFTokenizerCounter(tokenizer)

@@ -321,8 +321,10 @@ def _fitter(
     cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any], link: TargetLink | None
 ) -> Any:
     """A LengthFitter for --exact-lengths, its offsets measured; None when not fitting."""
-    from benchbench.exact import LengthFitter, make_counter, measure_offsets
+    from benchbench.exact import LengthFitter
+    from benchbench.exact_probe import measure_offsets
     from benchbench.target import auth_headers
+    from benchbench.token_counters import make_counter
 
     if not any(s.input_tokens_expected is not None for s in head):
         desc["exact_lengths"] = {"method": "none (the prompts have no target length)"}

@@ -17,14 +17,10 @@ import pytest
 
 from benchbench.config import make_config
 from benchbench.errors import BenchError
-from benchbench.exact import (
-    FallbackCounter,
-    LengthFitter,
-    TokenizeError,
-    make_counter,
-    measure_offsets,
-)
+from benchbench.exact import LengthFitter, TokenizeError
+from benchbench.exact_probe import measure_offsets
 from benchbench.target import discover_model
+from benchbench.token_counters import FallbackCounter, make_counter
 from benchbench.traffic import build_traffic
 from loadgen.spec import RequestSpec
 

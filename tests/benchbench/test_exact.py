@@ -9,15 +9,11 @@ from pathlib import Path
 import pytest
 
 from benchbench.config import make_config
-from benchbench.exact import (
-    HFTokenizerCounter,
-    LengthFitter,
-    ServerTokenizeCounter,
-    make_counter,
-    measure_offsets,
-)
+from benchbench.exact import LengthFitter
+from benchbench.exact_probe import measure_offsets
 from benchbench.execute import run_benchmark
 from benchbench.sim import SimConfig, SimProcess
+from benchbench.token_counters import HFTokenizerCounter, ServerTokenizeCounter, make_counter
 from benchbench.traffic import build_traffic
 from loadgen.spec import RequestSpec
 
