@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchbench import __version__, books
-from benchbench.collect import build_collectors, run_results, validate_prices
+from benchbench.collect import build_collectors
 from benchbench.config import RunConfig
 from benchbench.errors import ConfigError
 from benchbench.metrics import RunSummary, parse_slos, summarize
 from benchbench.results import Books, Outcome, RunResults, write_results
 from benchbench.runloop import Clock, Driven, LiveCallback, LoadDriver
+from benchbench.settle import run_results, validate_prices
 from benchbench.signals import Signals
 from benchbench.store import BatchWriter, PeriodicCheckpoint, Store, open_store
 from benchbench.target import TargetLink
@@ -80,13 +81,13 @@ def execute(plan: RunPlan) -> RunResult:
         # Plan first: a bad workload fails here, before anything starts or connects.
         link = TargetLink(cfg.target, cfg.target.endpoint) if cfg.target.endpoint else None
         traffic = build_traffic(cfg, link)
-        validate_prices(cfg)
+        validate_prices(cfg.prices)
         link, sim_metrics = stack.enter_context(_reach_target(cfg, link))
         store = stack.enter_context(_opened(cfg.output.db))
         origin = clock()
         run_id = _create_run(store, cfg, plan.group, link, traffic)
         sink = books.RecordSink(BatchWriter(store, run_id, origin))
-        collectors = build_collectors(cfg, sim_metrics, plan.nvml)
+        collectors = build_collectors(cfg.collect, cfg.target, sim_metrics, plan.nvml)
         driver = LoadDriver(
             cfg.load, cfg.target, link, _output_counter(cfg.workload.tokenizer), collectors,
             sink, signals, clock, plan.on_live,
@@ -95,7 +96,7 @@ def execute(plan: RunPlan) -> RunResult:
             with PeriodicCheckpoint(store, CHECKPOINT_EVERY_S):
                 driven = driver.drive(traffic)
             status, parts = _close(store, run_id, cfg, traffic, sink, driven)
-            results = run_results(store, run_id, cfg, collectors, origin, parts)
+            results = run_results(store, run_id, cfg.prices, collectors, origin, parts)
             ended_ns = driven.outcome.end_ns - origin
             write_results(store, run_id, results, status=status, ended_ns=ended_ns)
             store.checkpoint()

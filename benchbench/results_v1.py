@@ -65,7 +65,7 @@ def _recomputed(
     old: dict[str, Any],
     config: dict[str, Any],
 ) -> RunResults:
-    from benchbench.collect import cost_inputs, window_cost, window_energy
+    from benchbench.settle import cost_inputs, window_cost, window_energy
     from benchbench.window import compute_window
 
     window = compute_window(con, run_id)

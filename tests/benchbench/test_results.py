@@ -10,12 +10,12 @@ import pytest
 from rich.console import Console
 
 from benchbench.catalogue import MetricNameError, parse_metric
-from benchbench.collect import window_cost, window_energy
 from benchbench.console import summary_renderable
 from benchbench.cost import CostInputs
 from benchbench.metrics import parse_slos, summarize
 from benchbench.report_data import gather_run
 from benchbench.results import RunResults, load_results, write_results
+from benchbench.settle import window_cost, window_energy
 from benchbench.store import open_store
 from benchbench.window import DEFINITION, load_window
 from tests.benchbench.runs import record, write_run

@@ -337,20 +337,26 @@ def test_power_agent_on_loopback_is_the_energy_source(sim_url: str, tmp_path: Pa
 REMOTE = "http://inference.invalid:8000/v1"  # never contacted: building collectors sends nothing
 
 
+def collectors_for(nvml: Any | None = None, **flags: Any) -> CollectorSet:
+    """build_collectors for the config that these flags give."""
+    cfg = make_config(**flags)
+    return build_collectors(cfg.collect, cfg.target, nvml=nvml)
+
+
 def two_local_gpus() -> FakeNvml:
     return FakeNvml([FakeGpu(uuid="GPU-0000", name="NVIDIA RTX 4000"),
                      FakeGpu(uuid="GPU-1111", name="NVIDIA RTX 4000")])  # fmt: skip
 
 
 def test_local_gpus_are_measured_only_for_a_local_endpoint_or_when_asked() -> None:
-    remote = build_collectors(make_config(endpoint=REMOTE), nvml=two_local_gpus())
+    remote = collectors_for(endpoint=REMOTE, nvml=two_local_gpus())
     assert [c.name for c in remote.collectors] == []
     (why,) = remote.source_notes
     assert why.startswith("local GPUs not measured: the endpoint (inference.invalid) is not on")
     assert "--power-agent" in why and "--gpus" in why
     assert remote.notes == ["energy not measured: " + why.split(": ", 1)[1]]
 
-    asked = build_collectors(make_config(endpoint=REMOTE, gpus="1"), nvml=two_local_gpus())
+    asked = collectors_for(endpoint=REMOTE, gpus="1", nvml=two_local_gpus())
     assert [c.name for c in asked.collectors] == ["nvml"]
     assert asked.source_notes == ["local GPU(s) 1 (NVIDIA RTX 4000) measured: asked with --gpus 1"]
     assert asked.gpu_names() == ["NVIDIA RTX 4000"]  # the cost counts the measured GPUs
@@ -361,13 +367,11 @@ def test_local_gpus_are_measured_only_for_a_local_endpoint_or_when_asked() -> No
         "http://127.0.0.1:8000/v1",
         "http://[::1]:8/v1",
     ):
-        cs = build_collectors(make_config(endpoint=local, gpus=None), nvml=two_local_gpus())
+        cs = collectors_for(endpoint=local, gpus=None, nvml=two_local_gpus())
         assert "nvml" in [c.name for c in cs.collectors], local
         assert cs.source_notes[0].startswith("local GPU(s) 0 (NVIDIA RTX 4000), 1 ")
 
-    agent = build_collectors(
-        make_config(power_agent="http://127.0.0.1:9/", sample_hz=10), nvml=two_local_gpus()
-    )
+    agent = collectors_for(power_agent="http://127.0.0.1:9/", sample_hz=10, nvml=two_local_gpus())
     assert [c.name for c in agent.collectors if c.name != "prometheus"] == ["agent"]
     assert agent.source_notes[0].startswith("local GPUs not measured: --power-agent")
     assert "energy from the power agent at http://127.0.0.1:9" in agent.source_notes[1]
@@ -377,7 +381,7 @@ def test_a_dcgm_page_gets_an_idle_phase_whatever_its_port_and_counts_its_gpus() 
     gpus = [FakeGpu(name="NVIDIA H200"), FakeGpu(name="NVIDIA H200")]
     with PageServer(dcgm_page(gpus, 0.0)) as page:
         assert ":9400" not in page.url and "dcgm" not in page.url
-        cs = build_collectors(make_config(endpoint=REMOTE, scrape=(page.url,), idle_seconds=2))
+        cs = collectors_for(endpoint=REMOTE, scrape=(page.url,), idle_seconds=2)
         assert cs.idle_seconds == 0.0  # not known before the first scrape
         cs.start(time.monotonic_ns, Sink())
         try:
@@ -403,8 +407,8 @@ def idle_phase(steps: list[tuple[float, float]], idle_s: float, settle_max_s: fl
     base = time.monotonic_ns()
     clock = lambda: time.monotonic_ns() - base  # noqa: E731
     gpu = FakeGpu(steps=steps)
-    cs = build_collectors(
-        make_config(gpus="0", idle_seconds=idle_s, sample_hz=50), nvml=FakeNvml([gpu], clock=clock)
+    cs = collectors_for(
+        gpus="0", idle_seconds=idle_s, sample_hz=50, nvml=FakeNvml([gpu], clock=clock)
     )
     sink = Sink()
     cs.start(clock, sink)

@@ -151,7 +151,7 @@ def test_collectors_store_and_report_a_credential_free_url() -> None:
         power_agent_token=AGENT_TOKEN,
         nvml=False,
     )
-    cs = build_collectors(cfg)
+    cs = build_collectors(cfg.collect, cfg.target)
     for c in cs.collectors:
         c.attach(lambda: 0)
         assert not c.poll_once()  # nothing listens on port 9
@@ -175,4 +175,4 @@ def test_the_stored_config_has_no_credentials() -> None:
     stored = repr(cfg.public_dict())
     for secret in SECRETS:
         assert secret not in stored, secret
-    assert cfg.endpoint == f"http://user:{PASSWORD}@127.0.0.1:9/v1"  # still used to connect
+    assert cfg.target.endpoint == f"http://user:{PASSWORD}@127.0.0.1:9/v1"  # still used to connect
