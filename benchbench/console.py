@@ -10,7 +10,8 @@ from rich.text import Text
 
 from benchbench.catalogue import DISTRIBUTION_METRICS, INTENDED_METRICS, METRICS
 from benchbench.live import LiveStats
-from benchbench.metrics import Distribution, RunSummary
+from benchbench.metrics import RunSummary
+from benchbench.request_metrics import Distribution
 from benchbench.results import Cost, Energy, ServerView
 
 

@@ -1,8 +1,7 @@
-"""Metric definitions, once, in SQL over the store. The console, `bench show`, reports and the
-gate all read these; the README glossary documents the same formulas.
-
-Populations are explicit: latency distributions cover successful, non-warm-up requests;
-schedule lag covers every measured request that was sent."""
+"""A run's summary, in SQL over the store: counts, rates over the one measurement window, the
+request-metric distributions (benchbench.request_metrics), token truth and SLO goodput
+(benchbench.slo). The console, `bench show`, reports and the gate all read these; the README
+glossary documents the same formulas."""
 
 from __future__ import annotations
 
@@ -16,73 +15,18 @@ import duckdb
 # a store reads it through this module.
 import benchbench.results_v1  # noqa: F401
 from benchbench.cache import served_cache
-from benchbench.catalogue import Metric, MetricNameError, parse_metric
+from benchbench.request_metrics import (
+    DISTRIBUTIONS,
+    Distribution,
+    chunk_gaps,
+    distribution,
+    request_rows,
+)
 from benchbench.results import RunResults, load_results
+from benchbench.slo import goodput, parse_slos
 from benchbench.window import DEFINITION, load_window
 
-PERCENTILES = (0.5, 0.9, 0.95, 0.99)
-
-# One row per request with its derived latencies (ms). ok = no error kind.
-REQUEST_METRICS_SQL = """
-SELECT
-    run_id, idx, warmup, error_kind, error_kind IS NULL AS ok,
-    intended_ns, sent_ns, first_token_ns, last_token_ns, closed_ns,
-    input_tokens, output_tokens, input_tokens_expected, output_tokens_expected, n_events,
-    -- Stores from before migration 004 have no source; a count there came from usage.
-    coalesce(output_tokens_source,
-             CASE WHEN output_tokens IS NOT NULL THEN 'usage' END) AS output_tokens_source,
-    (first_token_ns - sent_ns) / 1e6 AS ttft_ms,
-    (first_token_ns - intended_ns) / 1e6 AS ttft_intended_ms,
-    (last_token_ns - sent_ns) / 1e6 AS e2e_ms,
-    (last_token_ns - intended_ns) / 1e6 AS e2e_intended_ms,
-    (sent_ns - intended_ns) / 1e6 AS schedule_lag_ms,
-    CASE WHEN output_tokens > 1
-         THEN (last_token_ns - first_token_ns) / 1e6 / (output_tokens - 1) END AS tpot_ms,
-    CASE WHEN output_tokens > 0
-         THEN (last_token_ns - sent_ns) / 1e6 / output_tokens END AS ntpot_ms
-FROM requests
-"""
-
-# name -> (SQL expression over request_metrics, population filter, population label)
-_OK = "ok AND NOT warmup"
-DISTRIBUTIONS: dict[str, tuple[str, str, str]] = {
-    "ttft_ms": ("ttft_ms", _OK, "ok requests"),
-    "tpot_ms": ("tpot_ms", _OK + " AND output_tokens > 1", "ok requests with >1 output token"),
-    "ntpot_ms": ("ntpot_ms", _OK + " AND output_tokens > 0", "ok requests"),
-    "e2e_ms": ("e2e_ms", _OK, "ok requests"),
-    "ttft_intended_ms": (
-        "ttft_intended_ms",
-        _OK + " AND intended_ns IS NOT NULL",
-        "ok requests, from intended send (open loop)",
-    ),
-    "e2e_intended_ms": (
-        "e2e_intended_ms",
-        _OK + " AND intended_ns IS NOT NULL",
-        "ok requests, from intended send (open loop)",
-    ),
-    "schedule_lag_ms": (
-        "schedule_lag_ms",
-        "NOT warmup AND intended_ns IS NOT NULL",
-        "all sent requests (open loop)",
-    ),
-    "input_tokens": ("input_tokens", _OK, "ok requests, server usage"),
-    "output_tokens": ("output_tokens", _OK, "ok requests, server usage"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Distribution:
-    n: int
-    mean: float | None
-    p50: float | None
-    p90: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-    population: str = ""
-
-    def get(self, stat: str) -> float | None:
-        return getattr(self, stat)
+__all__ = ["RunSummary", "parse_slos", "prompt_cache", "summarize", "token_truth"]
 
 
 @dataclass(slots=True)
@@ -137,53 +81,6 @@ class RunSummary:
         return asdict(self)
 
 
-def request_rows(con: duckdb.DuckDBPyConnection, run_id: int) -> str:
-    """A SQL relation (subquery text) of one run's per-request metrics."""
-    return f"(SELECT * FROM ({REQUEST_METRICS_SQL}) WHERE run_id = {int(run_id)})"
-
-
-def distribution(con: duckdb.DuckDBPyConnection, run_id: int, name: str) -> Distribution:
-    expr, where, label = DISTRIBUTIONS[name]
-    return _dist(con, f"SELECT {expr} AS x FROM {request_rows(con, run_id)} WHERE {where}", label)
-
-
-def chunk_gap_sql(run_id: int, column: str = "e.gap_ns") -> str:
-    """The chunk-gap population: gaps between consecutive token-bearing events
-    (token_events.gap_ns, derived from t_ns at ingest) of ok, non-warm-up requests.
-
-    Every token event is written with its request's row, so "ok, not warm-up" is the same as
-    "not failed and not warm-up"; the anti join builds its hash table from the few excluded
-    requests rather than from all of them (1M requests / 100M events: 2.0 s, not 2.8 s)."""
-    return f"""
-        SELECT {column} AS x
-        FROM token_events e
-        ANTI JOIN (SELECT idx FROM requests
-                   WHERE run_id = {int(run_id)} AND (error_kind IS NOT NULL OR warmup)) r
-          ON e.idx = r.idx
-        WHERE e.run_id = {int(run_id)}
-    """
-
-
-def chunk_gaps(con: duckdb.DuckDBPyConnection, run_id: int) -> Distribution:
-    # Quantiles over the integer column, scaled after: ~40% faster than over doubles at 1e8 rows.
-    return _dist(
-        con, chunk_gap_sql(run_id), "gaps between token-bearing events of ok requests", 1e-6
-    )
-
-
-def _dist(con: duckdb.DuckDBPyConnection, sql: str, label: str, scale: float = 1.0) -> Distribution:
-    row = con.execute(
-        f"""SELECT count(x), avg(x), quantile_cont(x, [{",".join(map(str, PERCENTILES))}]), max(x)
-            FROM ({sql}) WHERE x IS NOT NULL"""
-    ).fetchone()
-    assert row is not None
-    n, mean, qs, mx = row
-    qs = [None if q is None else q * scale for q in qs] if qs else [None] * len(PERCENTILES)
-    mean = None if mean is None else mean * scale
-    mx = None if mx is None else mx * scale
-    return Distribution(int(n), mean, qs[0], qs[1], qs[2], qs[3], mx, label)
-
-
 def summarize(
     con: duckdb.DuckDBPyConnection, run_id: int, slos: dict[str, float] | None = None
 ) -> RunSummary:
@@ -223,7 +120,7 @@ def summarize(
     )
     summary.prompt_cache = prompt_cache(con, run_id, summary.results)
     if slos:
-        summary.goodput = goodput(con, run_id, slos, window_s, summary)
+        summary.goodput = goodput(con, run_id, slos, window_s)
     return summary
 
 
@@ -336,79 +233,3 @@ def _malformed_usage(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
         [run_id],
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def parse_slos(text: str) -> dict[str, float]:
-    """`ttft_p99_ms=500,tpot_ms.p99=50` -> {"ttft_p99_ms": 500.0, ...}. Each name goes through
-    the catalogue: a per-request metric with a statistic, else MetricNameError."""
-    out: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise MetricNameError(
-                f"bad SLO {part!r}: use METRIC_STAT_ms=VALUE, e.g. ttft_p99_ms=500"
-            )
-        metric = parse_metric(key)
-        if metric.name not in DISTRIBUTIONS or metric.name == "schedule_lag_ms":
-            raise MetricNameError(
-                f"bad SLO {part!r}: an SLO bounds a per-request latency, one of "
-                f"{', '.join(m for m in SLO_METRICS)} (e.g. ttft_p99_ms=500)"
-            )
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            raise MetricNameError(
-                f"bad SLO value in {part!r}: expected a number of {metric.unit}"
-            ) from None
-    return out
-
-
-SLO_METRICS = ("ttft_ms", "tpot_ms", "ntpot_ms", "e2e_ms", "ttft_intended_ms", "e2e_intended_ms")
-
-
-def statistic(con: duckdb.DuckDBPyConnection, run_id: int, metric: Metric) -> float | None:
-    """Any statistic of a distribution (p99.9 too) over its population."""
-    expr, where, _ = DISTRIBUTIONS[metric.name]
-    agg = {"mean": "avg(x)", "max": "max(x)"}.get(
-        metric.stat or "", f"quantile_cont(x, {metric.quantile})"
-    )
-    row = con.execute(
-        f"SELECT {agg} FROM (SELECT {expr} AS x FROM {request_rows(con, run_id)} WHERE {where})"
-    ).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
-
-
-def goodput(
-    con: duckdb.DuckDBPyConnection,
-    run_id: int,
-    slos: dict[str, float],
-    window_s: float,
-    summary: RunSummary,
-) -> dict[str, Any]:
-    """Requests/s (over the measurement window) that met every per-request threshold; errors
-    count in the denominator. Each SLO's statistic is also checked over the run."""
-    conds = []
-    checks: dict[str, dict[str, Any]] = {}
-    for key, limit in slos.items():
-        metric = parse_metric(key)
-        conds.append(f"coalesce({DISTRIBUTIONS[metric.name][0]}, 0) <= {float(limit)}")
-        value = statistic(con, run_id, metric)
-        checks[key] = {
-            "metric": metric.key, "limit": limit, "value": value,
-            "met": value is not None and value <= limit,
-        }  # fmt: skip
-    row = con.execute(
-        f"""SELECT count(*) FILTER (WHERE ok AND {" AND ".join(conds)}), count(*)
-            FROM {request_rows(con, run_id)} WHERE NOT warmup"""
-    ).fetchone()
-    assert row is not None
-    good, total = int(row[0]), int(row[1])
-    return {
-        "slos": slos,
-        "good_requests": good,
-        "requests": total,
-        "fraction": good / total if total else None,
-        "goodput_rps": good / window_s if window_s else None,
-        "checks": checks,
-        "all_met": all(c["met"] for c in checks.values()),
-    }

@@ -11,7 +11,8 @@ import numpy as np
 
 from benchbench.cache import served_cache
 from benchbench.gate.rules import GateError
-from benchbench.metrics import DISTRIBUTIONS, RunSummary, chunk_gap_sql, request_rows, summarize
+from benchbench.metrics import RunSummary, summarize
+from benchbench.request_metrics import DISTRIBUTIONS, chunk_gap_sql, request_rows
 
 
 @dataclass(frozen=True, slots=True)

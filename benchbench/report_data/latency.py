@@ -9,7 +9,8 @@ from typing import Any
 
 import duckdb
 
-from benchbench.metrics import DISTRIBUTIONS, PERCENTILES, RunSummary, chunk_gap_sql, request_rows
+from benchbench.metrics import RunSummary
+from benchbench.request_metrics import DISTRIBUTIONS, PERCENTILES, chunk_gap_sql, request_rows
 from reports.model import Cdf, Scatter
 
 MAX_POINTS = 5_000  # scatter points per chart

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from benchbench.metrics import request_rows
+from benchbench.request_metrics import request_rows
 from reports.model import DevicePower, Timeline
 
 MAX_BUCKETS = 1_000  # timeline buckets

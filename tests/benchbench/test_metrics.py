@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchbench.metrics import chunk_gaps
+from benchbench.request_metrics import chunk_gaps
 from benchbench.store import BatchWriter, open_store
 from loadgen.spec import RequestRecord
 

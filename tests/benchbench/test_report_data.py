@@ -14,8 +14,9 @@ import pytest
 
 from benchbench.config import make_config
 from benchbench.execute import run_benchmark
-from benchbench.metrics import chunk_gap_sql, chunk_gaps, distribution, summarize
+from benchbench.metrics import summarize
 from benchbench.report_data import EXACT_CDF_MAX, gather_report, gather_run
+from benchbench.request_metrics import chunk_gap_sql, chunk_gaps, distribution
 from benchbench.results import Cost, Energy, RunResults
 from benchbench.store import open_store
 from collectors.base import Sample

@@ -13,7 +13,8 @@ import pytest
 from benchbench.cli_options import parse_list
 from benchbench.config import make_config
 from benchbench.errors import ConfigError
-from benchbench.metrics import Distribution, RunSummary
+from benchbench.metrics import RunSummary
+from benchbench.request_metrics import Distribution
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.sweep import PointCheck, run_repeats, run_sweep, saturation
 
