@@ -40,7 +40,14 @@ def _fmt(v: float | None, digits: int = 1) -> str:
 
 
 def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> Group:
-    parts: list[Any] = []
+    legend = "latencies: ok requests after warm-up"
+    if s.open_loop:
+        legend += "; (intended): from the planned send time; schedule lag: every sent request"
+    return Group(_head(s, header), _latency_table(s), Text(legend, style="dim"))
+
+
+def _head(s: RunSummary, header: dict[str, Any] | None) -> Table:
+    """The run's facts, one row each: the books, window, rates, then the typed results."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="dim")
     head.add_column()
@@ -68,22 +75,7 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     if s.requested_rate:
         rate += f" vs requested {s.requested_rate:g}/s"
     head.add_row("rate", rate + f", mean concurrency {_fmt(s.mean_concurrency, 1)}")
-    tt = s.token_truth
-    head.add_row(
-        "token truth",
-        f"{tt['method']}: {tt['with_usage']}/{tt['requests']} with usage"
-        + (
-            f", {tt['client_tokenizer']} counted by the client tokenizer"
-            if tt.get("client_tokenizer")
-            else ""
-        )
-        + f", {tt['output_mismatch']} output and {tt['input_mismatch']} input length mismatches"
-        + (
-            f", {tt['malformed_usage']} with malformed usage (stored as unknown)"
-            if tt.get("malformed_usage")
-            else ""
-        ),
-    )
+    head.add_row("token truth", _token_truth_line(s.token_truth))
     if s.prompt_cache:
         head.add_row("prompt cache", Text(prompt_cache_line(s.prompt_cache)))
     if s.results.energy is not None:
@@ -104,8 +96,27 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
         )
     for w in s.warnings:
         head.add_row("[yellow]warning[/]", Text(str(w)))
-    parts.append(head)
+    return head
 
+
+def _token_truth_line(tt: dict[str, Any]) -> str:
+    return (
+        f"{tt['method']}: {tt['with_usage']}/{tt['requests']} with usage"
+        + (
+            f", {tt['client_tokenizer']} counted by the client tokenizer"
+            if tt.get("client_tokenizer")
+            else ""
+        )
+        + f", {tt['output_mismatch']} output and {tt['input_mismatch']} input length mismatches"
+        + (
+            f", {tt['malformed_usage']} with malformed usage (stored as unknown)"
+            if tt.get("malformed_usage")
+            else ""
+        )
+    )
+
+
+def _latency_table(s: RunSummary) -> Table:
     table = Table(title="latency (ms) and lengths (tokens)", title_justify="left")
     table.add_column("metric", no_wrap=True)
     for col in ("n", "mean", "p50", "p90", "p95", "p99", "max"):
@@ -121,12 +132,7 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
             str(d.n),
             *(_fmt(d.get(stat), digits) for stat in ("mean", "p50", "p90", "p95", "p99", "max")),
         )
-    parts.append(table)
-    legend = "latencies: ok requests after warm-up"
-    if s.open_loop:
-        legend += "; (intended): from the planned send time; schedule lag: every sent request"
-    parts.append(Text(legend, style="dim"))
-    return Group(*parts)
+    return table
 
 
 _QUIET_STATUS = ("complete", "interrupted", "running")
