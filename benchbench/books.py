@@ -10,7 +10,7 @@ from typing import Any
 
 from benchbench.errors import first_line
 from benchbench.store import BatchWriter, Store
-from loadgen.runner import RunOutcome
+from loadgen.load import RunOutcome
 from loadgen.spec import RequestRecord
 
 _MAX_STORED_ERRORS = 10

@@ -27,7 +27,8 @@ from benchbench.target import TargetLink
 from benchbench.traffic import Traffic
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
-from loadgen.runner import LoadPlan, Runner, RunOutcome
+from loadgen.load import LoadPlan, RunOutcome
+from loadgen.runner import Runner
 from loadgen.spec import RequestRecord
 
 Clock = Callable[[], int]

@@ -18,17 +18,17 @@ import numpy as np
 
 from benchbench.config import RunConfig
 from benchbench.errors import ConfigError
+from benchbench.exact_fit import exact_head, head
+from benchbench.sections import Load, Target, Workload
 from loadgen.spec import RequestSpec
 
 if TYPE_CHECKING:
     from benchbench.target import TargetLink
-    from loadgen.runner import SessionSource
+    from loadgen.load import SessionSource
     from loadgen.sessions import ThinkTime
 
 FINGERPRINT_MAX_SPECS = 10_000  # the fingerprint covers at most this many requests
 DURATION_RUN_SPECS = 1_000  # closed-loop duration runs: requests fingerprinted (and fitted)
-EXACT_MAX_SPECS = 2_000  # fitted through the tokenizer before the run; later ones as learned
-HEAD_MAX_WORDS = 5_000_000  # prompts held in memory before the run (fingerprint, exact fit)
 PREFIX_BLOCK = 16  # tokens per block for the ideal prefix-hit ratio (vLLM's default block)
 
 # The `agent` preset: Mooncake's tool&agent traffic, long, fully repeated system prompts
@@ -53,138 +53,100 @@ class Traffic:
 def build_traffic(cfg: RunConfig, link: TargetLink | None = None) -> Traffic:
     """What is sent and when; `link` (an endpoint's) lets prompts be fitted to exact token
     counts through its /tokenize."""
-    if link is None and cfg.endpoint is not None:
+    if link is None and cfg.target.endpoint is not None:
         from benchbench.target import TargetLink
 
-        link = TargetLink(cfg.target, cfg.endpoint)
+        link = TargetLink(cfg.target, cfg.target.endpoint)
     try:
-        return _build(cfg, link)
+        if cfg.workload.trace is not None:
+            return _trace(cfg.workload, cfg.load, cfg.target, link)
+        if cfg.workload.session_turns is not None:
+            return _session_traffic(cfg.workload, cfg.load, cfg.target.api)
+        return _synthetic(cfg.workload, cfg.load, cfg.target, link)
     except (ValueError, OSError) as exc:
         raise ConfigError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
-def _planned_n(cfg: RunConfig) -> int:
+def _planned_n(load: Load) -> int:
     """Requests the run will send (at most), or a bounded estimate for duration runs."""
-    if cfg.requests is not None:
-        n = cfg.requests + cfg.warmup
-    elif cfg.rate is not None and cfg.duration_s is not None:
-        n = math.ceil(cfg.rate * cfg.duration_s * 1.2) + cfg.warmup + 16
+    if load.requests is not None:
+        n = load.requests + load.warmup
+    elif load.rate is not None and load.duration_s is not None:
+        n = math.ceil(load.rate * load.duration_s * 1.2) + load.warmup + 16
     else:
         n = DURATION_RUN_SPECS
     return min(n, FINGERPRINT_MAX_SPECS)
 
 
-def _fit(fitter: Any, head: list[RequestSpec]) -> list[RequestSpec]:
-    """The first EXACT_MAX_SPECS fitted through the counter, the rest as learned from them."""
-    fitted = fitter.fit(head[:EXACT_MAX_SPECS])
-    return fitted + [fitter.apply_learned(s) for s in head[EXACT_MAX_SPECS:]]
-
-
-def _exact_head(
-    cfg: RunConfig,
-    specs: Iterator[RequestSpec],
-    n: int,
-    desc: dict[str, Any],
-    link: TargetLink | None,
-) -> tuple[list[RequestSpec], Iterator[RequestSpec]]:
-    """The first n specs fitted to exact lengths (where a counter is available), and the rest
-    corrected by what the fit learned."""
-    head = _head(specs, n)
-    fitter = _fitter(cfg, head, desc, link)
-    if fitter is None:
-        return head, specs
-    head = _fit(fitter, head)
-    desc["exact_lengths"]["stats"] = dict(fitter.stats)
-    return head, map(fitter.apply_learned, specs)
-
-
-def _head(specs: Iterator[RequestSpec], n: int) -> list[RequestSpec]:
-    """The first ``n`` specs, fewer if their prompts pass HEAD_MAX_WORDS."""
-    out: list[RequestSpec] = []
-    words = 0
-    for spec in itertools.islice(specs, n):
-        out.append(spec)
-        words += _words(spec)
-        if words >= HEAD_MAX_WORDS:
-            break
-    return out
-
-
-def _words(spec: RequestSpec) -> int:
-    from loadgen.sessions import prompt_text
-
-    return prompt_text(spec).count(" ") + 1
-
-
-def _arrivals(cfg: RunConfig) -> Iterator[int] | None:
-    if cfg.rate is None:
+def _arrivals(load: Load, seed: int) -> Iterator[int] | None:
+    if load.rate is None:
         return None
     from loadgen.arrivals import parse_arrivals
 
-    arrivals = parse_arrivals(cfg.arrival, cfg.rate, burstiness=cfg.burstiness)
-    return iter(arrivals.offsets_ns(np.random.default_rng([cfg.seed, 1])))
+    arrivals = parse_arrivals(load.arrival, load.rate, burstiness=load.burstiness)
+    return iter(arrivals.offsets_ns(np.random.default_rng([seed, 1])))
 
 
-def _build(cfg: RunConfig, link: TargetLink | None) -> Traffic:
+def _session_traffic(wl: Workload, load: Load, api: str) -> Traffic:
+    """Synthetic multi-turn sessions: closed-loop users, or one session per open arrival."""
+    from loadgen.sessions import SessionDriver, parse_think_time
+
+    workload, desc = _sessions(wl, api, parse_think_time(load.think_time))
+    workload = dataclasses.replace(workload, salt=_run_salt(wl, desc))
+    # Session-major, replies as drawn: the order one slot sends them in (with ignore_eos).
+    first = head(workload.specs(), _planned_n(load))
+    desc["exact_lengths"] = "words (sessions keep their history as drawn)"
+    _describe_schedule(desc, first, None, prefix=True)
+    offsets = _arrivals(load, wl.seed)  # open-loop sessions: one starts at each arrival
+    mode = "closed" if offsets is None else "open"
+    return Traffic(SessionDriver(workload), offsets, mode, desc)
+
+
+def _synthetic(wl: Workload, load: Load, target: Target, link: TargetLink | None) -> Traffic:
+    """A synthetic workload or a dataset, open loop at --rate or closed loop (thinking users
+    with --think-time)."""
     from loadgen.sessions import parse_think_time
 
-    if cfg.trace is not None:
-        return _trace(cfg, link)
-    n = _planned_n(cfg)
-    think = parse_think_time(cfg.think_time)
-    if cfg.session_turns is not None:
-        from loadgen.sessions import SessionDriver
-
-        workload, desc = _sessions(cfg, think)
-        workload = dataclasses.replace(workload, salt=_run_salt(cfg, desc))
-        # Session-major, replies as drawn: the order one slot sends them in (with ignore_eos).
-        head = _head(workload.specs(), n)
-        desc["exact_lengths"] = "words (sessions keep their history as drawn)"
-        _describe_schedule(desc, head, None, prefix=True)
-        offsets = _arrivals(cfg)  # open-loop sessions: one starts at each arrival
-        mode = "closed" if offsets is None else "open"
-        return Traffic(SessionDriver(workload), offsets, mode, desc)
-    specs, desc = _source(cfg)
-    specs = _salted(specs, cfg, desc)
+    think = parse_think_time(load.think_time)
+    specs, desc = _source(wl, target.api)
+    specs = _salted(specs, wl, desc)
     # The fingerprint describes the workload as drawn, before any exact-length fit: the fit
     # depends on how the server tokenizes this run's salt, which differs from run to run.
-    drawn = _head(specs, n)
-    head, rest = _exact_head(cfg, itertools.chain(drawn, specs), len(drawn), desc, link)
-    offsets = _arrivals(cfg)
-    offsets_head = list(itertools.islice(_arrivals(cfg), len(head))) if offsets else None
-    wl = cfg.workload
+    drawn = head(specs, _planned_n(load))
+    first, rest = exact_head(wl, target, itertools.chain(drawn, specs), len(drawn), desc, link)
+    offsets = _arrivals(load, wl.seed)
+    offsets_head = list(itertools.islice(_arrivals(load, wl.seed), len(first))) if offsets else None
     prefix = wl.system_prompt_tokens > 0 or wl.dataset_turns == "all" or wl.preset == "agent"
     _describe_schedule(desc, drawn, offsets_head, prefix=prefix)
     if offsets is not None:
-        desc["arrival"] = cfg.arrival
-        return Traffic(itertools.chain(head, rest), offsets, "open", desc)
+        desc["arrival"] = load.arrival
+        return Traffic(itertools.chain(first, rest), offsets, "open", desc)
     if not think.is_zero:
         from loadgen.sessions import ThinkingUsers
 
         desc["think_time_s"] = think.describe()
-        users = ThinkingUsers(itertools.chain(head, rest), think, cfg.seed)
+        users = ThinkingUsers(itertools.chain(first, rest), think, wl.seed)
         return Traffic(users, None, "closed", desc)
-    return Traffic(itertools.chain(head, rest), None, "closed", desc)
+    return Traffic(itertools.chain(first, rest), None, "closed", desc)
 
 
-def _run_salt(cfg: RunConfig, desc: dict[str, Any]) -> str:
+def _run_salt(wl: Workload, desc: dict[str, Any]) -> str:
     """A fresh salt for this run (never from the seed), or "" with --no-salt; the traffic
     description records which: a salted run cannot be served from an earlier run's cache."""
     from loadgen.prompts import new_salt
 
-    salted = bool(cfg.workload.salt)
-    desc["salted"] = salted
-    return new_salt() if salted else ""
+    desc["salted"] = wl.salt
+    return new_salt() if wl.salt else ""
 
 
 def _salted(
-    specs: Iterator[RequestSpec], cfg: RunConfig, desc: dict[str, Any]
+    specs: Iterator[RequestSpec], wl: Workload, desc: dict[str, Any]
 ) -> Iterator[RequestSpec]:
     """Every prompt of the run starting with the run's salt (before any exact-length fit,
     which then counts it); unchanged with --no-salt."""
     from loadgen.workload import salt_specs
 
-    return salt_specs(specs, _run_salt(cfg, desc))
+    return salt_specs(specs, _run_salt(wl, desc))
 
 
 def _describe_schedule(
@@ -207,68 +169,68 @@ def _describe_schedule(
         desc["ideal_prefix_hit_basis"] = f"{len(head)} prompts, {PREFIX_BLOCK}-word blocks"
 
 
-def _lengths(cfg: RunConfig) -> tuple[Any, Any, int, str]:
+def _lengths(wl: Workload) -> tuple[Any, Any, int, str]:
     """Input and output length distributions, system prompt tokens and the workload name."""
     from loadgen.lengths import parse_length
     from loadgen.presets import PRESETS, get_preset
 
-    name = (cfg.workload.preset or "").strip().lower()
+    name = (wl.preset or "").strip().lower()
     if not name:
         return (
-            _length("--input-len", cfg.input_len),
-            _length("--output-len", cfg.output_len),
-            cfg.system_prompt_tokens,
+            _length("--input-len", wl.input_len),
+            _length("--output-len", wl.output_len),
+            wl.system_prompt_tokens,
             "custom",
         )
     if name == "agent":
         input_len = parse_length(AGENT_INPUT)
-        system = cfg.system_prompt_tokens or round(AGENT_SYSTEM_FRACTION * _mean(input_len))
+        system = wl.system_prompt_tokens or round(AGENT_SYSTEM_FRACTION * _mean(input_len))
         return input_len, parse_length(AGENT_OUTPUT), system, name
     if name not in PRESETS:
         raise ValueError(
-            f"unknown workload preset {cfg.workload.preset!r}; valid presets: "
+            f"unknown workload preset {wl.preset!r}; valid presets: "
             f"{', '.join([*PRESETS, 'agent'])} (see `bench workloads`)"
         )
     preset = get_preset(name)
-    return preset.input, preset.output, cfg.system_prompt_tokens, name
+    return preset.input, preset.output, wl.system_prompt_tokens, name
 
 
 def _mean(dist: Any) -> float:
     return float(dist.sample(np.random.default_rng(0), 20_000).mean())
 
 
-def _source(cfg: RunConfig) -> tuple[Iterator[RequestSpec], dict[str, Any]]:
+def _source(wl: Workload, api: str) -> tuple[Iterator[RequestSpec], dict[str, Any]]:
     """The spec stream of a synthetic workload or a dataset, and its description."""
-    if cfg.dataset is not None:
+    if wl.dataset is not None:
         from loadgen.datasets import dataset_specs, load_dataset
 
-        items = load_dataset(cfg.dataset, turns=cfg.dataset_turns)
+        items = load_dataset(wl.dataset, turns=wl.dataset_turns)
         specs = dataset_specs(
             items,
-            api=cfg.api,
-            output_len=_length("--output-len", cfg.output_len),
-            seed=cfg.seed,
-            ignore_eos=cfg.ignore_eos,
+            api=api,
+            output_len=_length("--output-len", wl.output_len),
+            seed=wl.seed,
+            ignore_eos=wl.ignore_eos,
         )
         desc: dict[str, Any] = {
-            "dataset": cfg.dataset,
+            "dataset": wl.dataset,
             "items": len(items),
-            "dataset_turns": cfg.dataset_turns,
+            "dataset_turns": wl.dataset_turns,
         }
         return specs, desc
     from loadgen.sessions import with_system_share
     from loadgen.workload import SyntheticWorkload
 
-    input_len, output_len, system, name = _lengths(cfg)
-    wl = SyntheticWorkload(
+    input_len, output_len, system, name = _lengths(wl)
+    synthetic = SyntheticWorkload(
         input_len=input_len,
         output_len=output_len,
-        api=cfg.api,
-        seed=cfg.seed,
+        api=api,
+        seed=wl.seed,
         system_prompt_tokens=system,
-        ignore_eos=cfg.ignore_eos,
+        ignore_eos=wl.ignore_eos,
     )
-    specs = wl.specs()
+    specs = synthetic.specs()
     desc = {
         "workload": name,
         "input_len": input_len.describe(),
@@ -276,141 +238,102 @@ def _source(cfg: RunConfig) -> tuple[Iterator[RequestSpec], dict[str, Any]]:
     }
     if system:
         desc["system_prompt_tokens"] = system
-        desc["system_prompt_share"] = cfg.system_prompt_share
-        if cfg.system_prompt_share < 1:
-            specs = with_system_share(specs, system, cfg.system_prompt_share, cfg.seed)
+        desc["system_prompt_share"] = wl.system_prompt_share
+        if wl.system_prompt_share < 1:
+            specs = with_system_share(specs, system, wl.system_prompt_share, wl.seed)
     return specs, desc
 
 
-def _sessions(cfg: RunConfig, think: ThinkTime) -> tuple[Any, dict[str, Any]]:
+def _sessions(wl: Workload, api: str, think: ThinkTime) -> tuple[Any, dict[str, Any]]:
     from loadgen.lengths import parse_length
     from loadgen.sessions import SessionWorkload
 
-    if cfg.dataset is not None:
+    if wl.dataset is not None:
         raise ValueError("--session-turns builds synthetic sessions; drop --dataset")
-    input_len, output_len, system, name = _lengths(cfg)
+    input_len, output_len, system, name = _lengths(wl)
     try:
-        turns = parse_length(cfg.session_turns or "")
+        turns = parse_length(wl.session_turns or "")
     except ValueError as exc:
         raise ValueError(f"--session-turns: {exc}") from None
-    wl = SessionWorkload(
+    sessions = SessionWorkload(
         input_len=input_len,
         output_len=output_len,
         turns=turns,
-        api=cfg.api,
-        seed=cfg.seed,
+        api=api,
+        seed=wl.seed,
         system_prompt_tokens=system,
-        system_prompt_share=cfg.system_prompt_share,
-        ignore_eos=cfg.ignore_eos,
+        system_prompt_share=wl.system_prompt_share,
+        ignore_eos=wl.ignore_eos,
         think_time=think,
     )
     desc = {
         "workload": name,
-        "sessions": wl.describe(),
+        "sessions": sessions.describe(),
         "think_time_s": think.describe(),
         "session_turns": turns.describe(),
         "input_len": input_len.describe(),
         "output_len": output_len.describe(),
         "system_prompt_tokens": system,
-        "system_prompt_share": cfg.system_prompt_share,
+        "system_prompt_share": wl.system_prompt_share,
     }
-    return wl, desc
+    return sessions, desc
 
 
-def _fitter(
-    cfg: RunConfig, head: list[RequestSpec], desc: dict[str, Any], link: TargetLink | None
-) -> Any:
-    """A LengthFitter for --exact-lengths, its offsets measured; None when not fitting."""
-    from benchbench.exact import LengthFitter
-    from benchbench.exact_probe import measure_offsets
-    from benchbench.target import auth_headers
-    from benchbench.token_counters import make_counter
-
-    if not any(s.input_tokens_expected is not None for s in head):
-        desc["exact_lengths"] = {"method": "none (the prompts have no target length)"}
-        return None
-    headers = auth_headers(cfg.api_key, cfg.headers)
-    model = cfg.model
-    # Every call to the server is bounded by the run's own limits: --timeout (silence) and
-    # --request-timeout (total), so a stalled /models, /tokenize or probe cannot hang the command.
-    bounds = {
-        "request_timeout_s": cfg.request_timeout_s,
-        "connect_timeout_s": cfg.connect_timeout_s,
-    }
-    if link is not None and cfg.endpoint is not None and cfg.exact_lengths != "off":
-        model = link.model()  # the run asks /models once: the link keeps the answer
-    counter = make_counter(
-        cfg.exact_lengths,
-        cfg.endpoint,
-        model,
-        headers,
-        cfg.tokenizer,
-        timeout_s=cfg.timeout_s,
-        **bounds,
-    )
-    if counter is None:
-        method = (
-            "off"
-            if cfg.exact_lengths == "off"
-            else "words (exact for the built-in simulator)"
-            if cfg.endpoint is None
-            else "words (approximate: no /tokenize and no --tokenizer)"
-        )
-        desc["exact_lengths"] = {"method": method}
-        return None
-    fitter = LengthFitter(counter, seed=cfg.seed)
-    if cfg.endpoint is not None and model is not None:
-        try:
-            offsets = measure_offsets(
-                head, counter, cfg.endpoint, model, headers, cfg.timeout_s, **bounds
-            )
-        except Exception as exc:  # noqa: BLE001 - the fit still counts the content exactly
-            desc["exact_lengths_warning"] = f"template offset not measured: {exc}"
-            offsets = {}
-        fitter.offsets.update(offsets)
-    desc["exact_lengths"] = {
-        "method": counter.name,
-        "template_offsets": {"/".join(k): v for k, v in fitter.offsets.items()},
-        "exact_requests": len(head),
-    }
-    return fitter
-
-
-def _trace(cfg: RunConfig, link: TargetLink | None) -> Traffic:
+def _trace(wl: Workload, load: Load, target: Target, link: TargetLink | None) -> Traffic:
+    """A trace replayed at its own timestamps, or (untimed traces) paced like synthetic load."""
     from loadgen.replay import ReplayOptions, replay_offsets_ns, replay_specs, schedule
     from loadgen.traces import load_trace
 
-    assert cfg.trace is not None
-    trace = load_trace(
-        cfg.trace, cfg.trace_format, model=cfg.trace_model, log_type=cfg.trace_log_type
-    )
+    assert wl.trace is not None
+    trace = load_trace(wl.trace, wl.trace_format, model=wl.trace_model, log_type=wl.trace_log_type)
     options = ReplayOptions(
-        start_s=cfg.trace_start_s,
-        duration_s=cfg.trace_duration_s,
-        offset_s=cfg.trace_offset_s,
-        speedup=cfg.speedup,
-        rate_scale=cfg.rate_scale,
-        limit=cfg.requests,
-        seed=cfg.seed,
+        start_s=wl.trace_start_s,
+        duration_s=wl.trace_duration_s,
+        offset_s=wl.trace_offset_s,
+        speedup=wl.speedup,
+        rate_scale=wl.rate_scale,
+        limit=load.requests,
+        seed=wl.seed,
     )
     planned = schedule(trace.records, options)
     if not planned:
         raise ValueError(
-            f"{cfg.trace}: no requests in the chosen window; check --trace-start/--trace-duration"
+            f"{wl.trace}: no requests in the chosen window; check --trace-start/--trace-duration"
         )
+    desc = _replay_description(planned, trace, wl, target.api)
+    # Prompts are built as the runner asks: a whole Mooncake trace up front takes ~18 s
+    # and ~0.9 GB. The schedule is shared with the description above, so not iter_replay.
+    specs = replay_specs(planned, api=target.api, seed=wl.seed, ignore_eos=wl.ignore_eos)
+    specs = _salted(specs, wl, desc)
+    first, rest = exact_head(wl, target, specs, _planned_n(load), desc, link)
+    stream = itertools.chain(first, rest)
+    if planned[0].t_s is None:  # untimed
+        offsets = _arrivals(load, wl.seed)
+        if offsets is None:
+            return Traffic(stream, None, "closed", desc, max_requests=len(planned))
+        desc["arrival"] = load.arrival
+        return Traffic(stream, offsets, "open", desc, max_requests=len(planned))
+    offsets_ns = replay_offsets_ns(planned)
+    assert offsets_ns is not None  # timed
+    return Traffic(stream, iter(offsets_ns), "replay", desc, max_requests=len(planned))
+
+
+def _replay_description(
+    planned: Sequence[Any], trace: Any, wl: Workload, api: str
+) -> dict[str, Any]:
     desc: dict[str, Any] = {
-        "trace": cfg.trace,
+        "trace": wl.trace,
         "format": trace.format,
         "records": len(planned),
         "trace_records": len(trace),
-        "speedup": cfg.speedup,
-        "rate_scale": cfg.rate_scale,
-        "fingerprint": _replay_fingerprint(planned, cfg),
+        "speedup": wl.speedup,
+        "rate_scale": wl.rate_scale,
+        "fingerprint": _replay_fingerprint(planned, wl, api),
         "fingerprint_requests": len(planned),
     }
     timed = planned[0].t_s is not None
-    if timed and len(planned) > 1 and planned[-1].t_s > planned[0].t_s:  # type: ignore[operator]
-        span = planned[-1].t_s - planned[0].t_s  # type: ignore[operator]
+    if timed and len(planned) > 1 and planned[-1].t_s > planned[0].t_s:
+        span = planned[-1].t_s - planned[0].t_s
         desc["replay_rate"] = round((len(planned) - 1) / span, 3)
         desc["replay_span_s"] = round(span, 3)
     if any(p.record.hash_ids and p.record.block_size for p in planned):
@@ -427,28 +350,14 @@ def _trace(cfg: RunConfig, link: TargetLink | None) -> Traffic:
             4,
         )
         desc["ideal_prefix_hit_basis"] = "trace hash_ids (infinite cache)"
-    # Prompts are built as the runner asks: a whole Mooncake trace up front takes ~18 s
-    # and ~0.9 GB. The schedule is shared with the description above, so not iter_replay.
-    specs = replay_specs(planned, api=cfg.api, seed=cfg.seed, ignore_eos=cfg.ignore_eos)
-    specs = _salted(specs, cfg, desc)
-    head, rest = _exact_head(cfg, specs, _planned_n(cfg), desc, link)
-    stream = itertools.chain(head, rest)
-    if not timed:
-        offsets = _arrivals(cfg)
-        if offsets is None:
-            return Traffic(stream, None, "closed", desc, max_requests=len(planned))
-        desc["arrival"] = cfg.arrival
-        return Traffic(stream, offsets, "open", desc, max_requests=len(planned))
-    offsets_ns = replay_offsets_ns(planned)
-    assert offsets_ns is not None  # timed
-    return Traffic(stream, iter(offsets_ns), "replay", desc, max_requests=len(planned))
+    return desc
 
 
-def _replay_fingerprint(planned: Sequence[Any], cfg: RunConfig) -> str:
+def _replay_fingerprint(planned: Sequence[Any], wl: Workload, api: str) -> str:
     """Prompts are a pure function of the records, copies and seed, so hashing those (not the
     long prompts) fingerprints the replay completely and cheaply."""
     digest = hashlib.sha256(b"benchbench-replay-v1\n")
-    digest.update(f"{cfg.seed}|{cfg.api}|{cfg.ignore_eos}\n".encode())
+    digest.update(f"{wl.seed}|{api}|{wl.ignore_eos}\n".encode())
     for p in planned:
         r = p.record
         t_ns = None if p.t_s is None else round(p.t_s * 1e9)

@@ -40,7 +40,8 @@ from benchbench.sim import SimConfig, SimProcess
 from benchbench.store import BatchWriter, open_store
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
-from loadgen.runner import LoadPlan, Runner
+from loadgen.load import LoadPlan
+from loadgen.runner import Runner
 from loadgen.spec import RequestRecord, RequestSpec
 from loadgen.sse import split_events
 

@@ -3,20 +3,17 @@ loop, and hands every finished RequestRecord to a sink. Nothing here parses or s
 hot path: pieces are timestamped on arrival and parsed once the stream has closed.
 
 What is sent comes either as one spec iterator (closed-loop workers share it, each spec goes
-to exactly one of them) or as a SessionSource: a session's next turn is asked for only once
-its previous turn has completed and been parsed, so the turn may carry the actual reply, and
-is sent after the turn's think time. Closed loop: each worker runs one session after another.
-Open loop: a session starts at each arrival; its later turns follow their predecessor.
+to exactly one of them) or as a SessionSource (loadgen.load).
 
 Sending and requests are separate tasks. The sending side (the open loop's schedule, the
 closed-loop workers, the sessions) stops when the duration is reached, the budget has been
 handed out, the work runs out, or stop() is called; the requests still in flight then get
 drain_timeout_s before they are cancelled, in every mode (stop() cancels them at once).
 
-The open loop never outruns the machine: behind schedule it still yields every millisecond
-(so requests start, timers fire and Ctrl-C is served), and at most ``in_flight_limit``
-requests are open at once. A send that waits for room keeps its intended time, so the wait is
-schedule lag, and ``behind_schedule_max_ns`` says how far behind the schedule the client got.
+The open loop never outruns the machine: behind schedule it still yields (loadgen.pacing),
+and at most ``in_flight_limit`` requests are open at once. A send that waits for room keeps
+its intended time, so the wait is schedule lag, and ``behind_schedule_max_ns`` says how far
+behind the schedule the client got.
 
 Accounting identity: every request that was sent yields exactly one record, handed to the
 sink, so sent = ok + errored + cancelled = emitted holds even when the run is interrupted.
@@ -29,90 +26,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import traceback
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from loadgen import errors
 from loadgen.client import Clock, StreamClient, sleep_until
 from loadgen.endpoints import Endpoint
+from loadgen.load import LoadPlan, RunOutcome, Session, SessionSource
+from loadgen.pacing import Pacer
+from loadgen.parsequeue import Closed, ParseQueue, Sink
 from loadgen.spec import RequestRecord, RequestSpec
-
-Sink = Callable[[RequestRecord], None]
-
-_YIELD_NS = 1_000_000  # behind schedule, the open loop still yields to the event loop this often
-
-
-@dataclass(frozen=True, slots=True)
-class Turn:
-    spec: RequestSpec
-    think_ns: int = 0  # pause after the previous turn completed (ignored for a first turn)
-
-
-class Session(Protocol):
-    def next_turn(self, previous: RequestRecord | None) -> Turn | None:
-        """The next turn, given the previous turn's parsed record (None before the first);
-        None when the session is over."""
-        ...
-
-
-@runtime_checkable
-class SessionSource(Protocol):
-    def new_session(self) -> Session | None:
-        """A session not started yet; None when there are no more."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class LoadPlan:
-    """How much load, and when to stop. Open loop when the runner gets arrival offsets."""
-
-    concurrency: int | None = None  # closed loop: this many requests always in flight
-    max_requests: int | None = None  # measured requests (warm-up comes on top)
-    duration_s: float | None = None  # stop sending after this long
-    warmup_requests: int = 0
-    max_rate: float | None = None  # closed loop: also cap the send rate (requests/s)
-    # Closed loop over a spec iterator: pause between a response and the next send. A
-    # SessionSource brings its own (drawn) think times instead.
-    think_time_s: float = 0.0
-    drain_timeout_s: float | None = None  # after sending stops, cancel what is still running
-    # Open loop: at most this many requests open at once (sent, or closed and not yet parsed;
-    # with sessions, sessions started and not over). A send due past it waits for room, keeps
-    # its intended time, and the wait shows as schedule lag: memory stays bounded at any rate.
-    in_flight_limit: int = 10_000
-
-    def __post_init__(self) -> None:
-        if self.max_requests is None and self.duration_s is None:
-            raise ValueError("give --requests N or --duration S so the run ends")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError("--concurrency must be at least 1")
-        if self.in_flight_limit < 1:
-            raise ValueError("the in-flight limit must be at least 1")
-
-
-@dataclass(slots=True)
-class RunOutcome:
-    origin_ns: int
-    end_ns: int
-    sent: int = 0
-    ok: int = 0
-    errored: int = 0
-    cancelled: int = 0
-    emitted: int = 0  # records handed to the sink (one that raised counts: compare with stored)
-    interrupted: bool = False
-    max_in_flight: int = 0
-    # Open loop: the most any send (or a send still due when sending stopped) was behind its
-    # intended time. Far above the usual ~1 ms: the client could not reach the rate.
-    behind_schedule_max_ns: int = 0
-    # Unhandled exceptions inside the run's tasks, with tracebacks: bugs, so the run failed.
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def balanced(self) -> bool:
-        """sent = ok + errored + cancelled = emitted."""
-        return self.sent == self.ok + self.errored + self.cancelled == self.emitted
 
 
 class Runner:
@@ -130,25 +53,22 @@ class Runner:
         self._sender: asyncio.Task[None] | None = None  # the schedule, or the workers' parent
         self._drivers: set[asyncio.Task[None]] = set()  # closed-loop workers, open-loop sessions
         self._requests: set[asyncio.Task[None]] = set()  # one per request, until it closes
-        self._room: asyncio.Event | None = None  # set whenever a request or session ends
+        self._room = asyncio.Event()  # set whenever a request or session ends
         self._stopping = False
         self._ended_ns: int | None = None  # when sending stopped: the drain counts from here
-        self._yielded_ns = 0
-        self._outcome: RunOutcome | None = None
+        self._outcome = RunOutcome(origin_ns=0, end_ns=0)  # run() makes the run's own
         self._in_flight = 0
-        self._to_parse: deque[_Closed] = deque()
-        self._parser: asyncio.Task[None] | None = None
+        self._parsing = ParseQueue(endpoint, sink, self._outcome, self._room.set)
         self._budget: int | None = None  # requests this run may send (warm-up included)
         self._warmup = 0
         self._claimed = 0  # send numbers handed out (sessions claim one before each turn)
-        self._throttler: Any = None
+        self._pacer = Pacer(clock, None)
 
     def stop(self) -> None:
         """Stop sending and cancel what is in flight (Ctrl-C, SIGTERM). Records are still
         emitted. Safe to call from a signal handler, any number of times."""
         self._stopping = True
-        if self._outcome is not None:
-            self._outcome.interrupted = True
+        self._outcome.interrupted = True
         self._end_sending()
         for task in list(self._requests):
             task.cancel()
@@ -170,8 +90,9 @@ class Runner:
         outcome.interrupted = self._stopping
         total = None if plan.max_requests is None else plan.max_requests + plan.warmup_requests
         self._budget, self._warmup, self._claimed = total, plan.warmup_requests, 0
-        self._throttler = _throttler(plan.max_rate) if arrivals is None else None
+        self._pacer = Pacer(self._clock, plan.max_rate if arrivals is None else None)
         self._room = asyncio.Event()
+        self._parsing = ParseQueue(self._endpoint, self._sink, outcome, self._room.set)
         self._ended_ns = None
         deadline = None if plan.duration_s is None else origin + int(plan.duration_s * 1e9)
         self._sender = asyncio.create_task(self._send(work, plan, arrivals, origin, deadline))
@@ -184,7 +105,7 @@ class Runner:
             await self._sending(None)
             await self._drain(None)
         outcome.end_ns = self._clock()
-        await self._parsed()
+        await self._parsing.drained()
         if not outcome.balanced:
             outcome.errors.append(
                 f"the runner's books do not balance: sent {outcome.sent}, ok {outcome.ok}, "
@@ -233,7 +154,7 @@ class Runner:
 
     def _sender_done(self, sender: asyncio.Task[None]) -> None:
         if not sender.cancelled() and (exc := sender.exception()) is not None:
-            self._bug(exc, "scheduling requests")
+            self._outcome.note_bug(exc, "scheduling requests")
 
     def _end_sending(self) -> None:
         """No more sends: cancel the sender and the drivers. The requests they started are
@@ -253,7 +174,7 @@ class Runner:
         origin: int,
         deadline: int | None,
     ) -> None:
-        requests, to_parse, limit = self._requests, self._to_parse, plan.in_flight_limit
+        requests, to_parse, limit = self._requests, self._parsing.pending, plan.in_flight_limit
         intended = None
         try:
             for n, (spec, offset) in enumerate(zip(specs, arrivals, strict=False)):
@@ -261,7 +182,7 @@ class Runner:
                 if deadline is not None and intended >= deadline:
                     self._ended_ns = deadline  # the schedule reached the duration
                     return
-                await self._pace(intended)
+                await self._pacer.until(intended)
                 while len(requests) + len(to_parse) >= limit:
                     await self._wait_for_room()
                 if self._stopping:
@@ -271,40 +192,21 @@ class Runner:
             self._due_unsent(intended)
             raise
 
-    async def _pace(self, intended_ns: int) -> None:
-        """Wait until an arrival is due. Behind schedule there is nothing to wait for, but the
-        loop still yields now and then: without it no spawned request would start, no timer
-        (the duration) fire and no signal (Ctrl-C) be served while the schedule runs ahead."""
-        now = self._clock()
-        if intended_ns > now:
-            await sleep_until(self._clock, intended_ns)
-            self._yielded_ns = intended_ns
-        elif now - self._yielded_ns >= _YIELD_NS:
-            await asyncio.sleep(0)
-            self._yielded_ns = self._clock()
-
     async def _wait_for_room(self) -> None:
-        assert self._room is not None
         self._room.clear()
         await self._room.wait()
 
     def _due_unsent(self, intended_ns: int | None) -> None:
         """Sending stopped with an arrival due and not sent: it counts as behind schedule."""
         if intended_ns is not None:
-            self._behind(self._clock() - intended_ns)
-
-    def _behind(self, lag_ns: int) -> None:
-        outcome = self._outcome
-        assert outcome is not None
-        if lag_ns > outcome.behind_schedule_max_ns:
-            outcome.behind_schedule_max_ns = lag_ns
+            self._outcome.note_lag(self._clock() - intended_ns)
 
     async def _closed_loop(
         self, specs: Iterator[RequestSpec], plan: LoadPlan, deadline: int | None
     ) -> None:
         async def worker() -> None:
             while True:
-                await self._throttle()
+                await self._pacer.throttle()
                 n = self._claim(deadline)
                 if n is None:
                     return
@@ -325,11 +227,6 @@ class Runner:
     ) -> None:
         workers = [self._spawn_driver(worker) for _ in range(plan.concurrency or 1)]
         await asyncio.wait(workers)
-
-    async def _throttle(self) -> None:
-        if self._throttler is not None:
-            async with self._throttler:
-                pass
 
     async def _session_worker(self, source: SessionSource, deadline: int | None) -> None:
         while (session := source.new_session()) is not None:
@@ -353,7 +250,7 @@ class Runner:
                     break
                 if self._budget is not None and self._claimed >= self._budget:
                     break
-                await self._pace(intended)
+                await self._pacer.until(intended)
                 while len(self._drivers) >= plan.in_flight_limit:
                     await self._wait_for_room()
                 session = None if self._stopping else source.new_session()
@@ -380,7 +277,7 @@ class Runner:
                 while due > self._clock():
                     await sleep_until(self._clock, due)
                 intended = None if intended is None else due
-            await self._throttle()
+            await self._pacer.throttle()
             n = self._claim(deadline)
             if n is None:
                 return False
@@ -420,7 +317,6 @@ class Runner:
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
         self._requests.discard(task)
-        assert self._room is not None
         self._room.set()
 
     def _spawn_driver(self, make: Callable[[], Coroutine[Any, Any, object]]) -> asyncio.Task[None]:
@@ -431,7 +327,6 @@ class Runner:
 
     def _driver_done(self, task: asyncio.Task[None]) -> None:
         self._drivers.discard(task)
-        assert self._room is not None
         self._room.set()
 
     async def _guarded(self, make: Callable[[], Coroutine[Any, Any, object]]) -> None:
@@ -441,18 +336,7 @@ class Runner:
         try:
             await make()
         except Exception as exc:
-            self._bug(exc, "driving requests")
-
-    def _bug(self, exc: BaseException, where: str) -> None:
-        outcome = self._outcome
-        assert outcome is not None
-        outcome.errors.append(f"{where}: " + "".join(traceback.format_exception(exc)).rstrip())
-
-    def _internal(self, record: RequestRecord, exc: Exception, where: str) -> None:
-        """A bug met while handling one request: the request is recorded as such."""
-        record.error_kind = errors.INTERNAL
-        record.error_detail = f"client bug {where}: {type(exc).__name__}: {exc}"[:300]
-        self._bug(exc, f"{where} (request {record.index})")
+            self._outcome.note_bug(exc, "driving requests")
 
     async def _drain(self, timeout_s: float | None) -> None:
         """Let the requests still in flight finish, for at most ``timeout_s`` after sending
@@ -478,7 +362,6 @@ class Runner:
         parsed: asyncio.Future[RequestRecord] | None = None,
     ) -> None:
         outcome = self._outcome
-        assert outcome is not None
         record = RequestRecord(
             index=spec.index,
             intended_ns=intended_ns,
@@ -504,86 +387,8 @@ class Runner:
             record.error_detail = "cancelled by the client"
             record.closed_ns = self._clock()
         except Exception as exc:  # a bug in the client or the endpoint: still a record
-            self._internal(record, exc, "sending")
+            outcome.note_internal(record, exc, "sending")
             record.closed_ns = self._clock()
         finally:
             self._in_flight -= 1
-            self._finish(_Closed(record, pieces, times, parsed))
-
-    def _finish(self, closed: _Closed) -> None:
-        """Queue a closed response for parsing. Parsing costs ~2 us per event, so a long
-        response parsed inline would hold the loop for milliseconds while other streams'
-        pieces wait to be timestamped; the parser task yields between responses instead."""
-        self._to_parse.append(closed)
-        if self._parser is None or self._parser.done():
-            self._parser = asyncio.get_running_loop().create_task(self._parse_queued())
-
-    async def _parse_queued(self) -> None:
-        queue = self._to_parse
-        while queue:
-            self._parse(queue.popleft())
-            if queue:
-                await asyncio.sleep(0)  # let pending socket reads be timestamped first
-
-    async def _parsed(self) -> None:
-        """Wait until every closed response has been parsed and handed to the sink."""
-        while self._parser is not None and not self._parser.done():
-            await asyncio.shield(self._parser)
-        while self._to_parse:  # queued after the parser finished (shouldn't happen)
-            self._parse(self._to_parse.popleft())
-
-    def _parse(self, closed: _Closed) -> None:
-        """Parse, count and emit one record. Nothing raised here may escape: the parser task
-        would die with the queue behind it and a session would wait for its turn forever."""
-        outcome = self._outcome
-        assert outcome is not None
-        record, pieces, times = closed.record, closed.pieces, closed.times
-        cancelled = record.error_kind == errors.CANCELLED
-        if record.http_status is not None and 200 <= record.http_status < 300:
-            # Keep every token that arrived, also for a cancelled or broken stream.
-            kind, detail = record.error_kind, record.error_detail
-            record.error_kind = None
-            try:
-                self._endpoint.finish(record, pieces, times)
-            except Exception as exc:
-                self._internal(record, exc, "parsing the response")
-            if kind is not None:  # what went wrong first is what the request reports
-                record.error_kind, record.error_detail = kind, detail
-        if record.intended_ns is not None:  # the send as stored (the client may set it late)
-            self._behind(record.sent_ns - record.intended_ns)
-        if cancelled:
-            outcome.cancelled += 1
-        elif record.error_kind is None:
-            outcome.ok += 1
-        else:
-            outcome.errored += 1
-        outcome.emitted += 1
-        try:
-            self._sink(record)
-        except Exception as exc:  # the record is counted; the spine compares with stored
-            self._bug(exc, f"storing request {record.index}")
-        if closed.parsed is not None and not closed.parsed.done():
-            closed.parsed.set_result(record)
-        assert self._room is not None
-        self._room.set()
-
-
-@dataclass(frozen=True, slots=True)
-class _Closed:
-    """A closed response waiting to be parsed; ``parsed`` is resolved with its record after."""
-
-    record: RequestRecord
-    pieces: list[bytes]
-    times: list[int]
-    parsed: asyncio.Future[RequestRecord] | None
-
-
-def _throttler(max_rate: float | None) -> Any:
-    """asyncio-throttle's Throttler capping sends at ``max_rate`` per second, or None."""
-    if not max_rate:
-        return None
-    from asyncio_throttle import Throttler
-
-    if max_rate < 1:
-        return Throttler(rate_limit=1, period=1.0 / max_rate)
-    return Throttler(rate_limit=max(1, int(max_rate)), period=1.0)
+            self._parsing.put(Closed(record, pieces, times, parsed))

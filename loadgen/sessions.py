@@ -26,8 +26,8 @@ from typing import Any, Literal
 import numpy as np
 
 from loadgen.lengths import LengthDist
+from loadgen.load import Turn
 from loadgen.prompts import synth_text
-from loadgen.runner import Turn
 from loadgen.spec import RequestRecord, RequestSpec
 
 __all__ = [

@@ -18,7 +18,8 @@ from benchbench.console import print_summary
 from benchbench.execute import run_benchmark
 from benchbench.sim import SimConfig, SimProcess
 from benchbench.store import BatchWriter
-from loadgen.runner import Runner, RunOutcome
+from loadgen.load import RunOutcome
+from loadgen.runner import Runner
 from loadgen.spec import RequestRecord
 
 PREFILL_MS = 20.0

@@ -27,8 +27,9 @@ from benchbench.store import BatchWriter, open_store
 from loadgen import errors
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
+from loadgen.load import LoadPlan
 from loadgen.responsefields import MAX_COUNT
-from loadgen.runner import LoadPlan, Runner
+from loadgen.runner import Runner
 from loadgen.spec import RequestRecord, RequestSpec
 
 SEED = 10_2026

@@ -17,7 +17,8 @@ import pytest
 
 from loadgen import errors
 from loadgen.lengths import Fixed
-from loadgen.runner import LoadPlan, Runner, RunOutcome
+from loadgen.load import LoadPlan, RunOutcome
+from loadgen.runner import Runner
 from loadgen.sessions import (
     Conversation,
     SessionDriver,

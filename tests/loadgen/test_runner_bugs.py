@@ -17,7 +17,8 @@ import pytest
 
 from loadgen import errors
 from loadgen.errors import INTERNAL
-from loadgen.runner import LoadPlan, Runner, RunOutcome
+from loadgen.load import LoadPlan, RunOutcome
+from loadgen.runner import Runner
 from loadgen.sessions import SessionDriver
 from loadgen.spec import RequestRecord, RequestSpec
 from tests.loadgen.test_runner import FakeClient, FakeEndpoint, workload

@@ -20,7 +20,8 @@ from loadgen.arrivals import Constant
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
 from loadgen.lengths import Fixed
-from loadgen.runner import LoadPlan, Runner, RunOutcome
+from loadgen.load import LoadPlan, RunOutcome
+from loadgen.runner import Runner
 from loadgen.sessions import SessionDriver, SessionWorkload
 from loadgen.spec import RequestRecord, RequestSpec
 

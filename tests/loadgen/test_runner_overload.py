@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from loadgen.arrivals import Constant
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
-from loadgen.runner import LoadPlan, Runner, RunOutcome
+from loadgen.load import LoadPlan, RunOutcome
+from loadgen.runner import Runner
 from loadgen.spec import RequestRecord, RequestSpec
 from tests.loadgen.faulty_server import faulty_server
 

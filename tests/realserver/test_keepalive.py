@@ -17,7 +17,8 @@ import pytest
 from loadgen import errors
 from loadgen.client import HttpSettings, make_client
 from loadgen.endpoints import OpenAIEndpoint
-from loadgen.runner import LoadPlan, Runner
+from loadgen.load import LoadPlan
+from loadgen.runner import Runner
 from loadgen.spec import RequestRecord, RequestSpec
 from tests.realserver.server import LlamaServer
 
