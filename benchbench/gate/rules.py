@@ -139,8 +139,8 @@ def load_gate_config(path: str | Path | None, cwd: Path | None = None) -> GateCo
     return parse_gate_table(table, prefix=_prefix(p), source=str(p))
 
 
-def parse_gate_table(table: dict[str, Any], prefix: str = "gate", source: str = "") -> GateConfig:
-    known = {
+_KNOWN_KEYS = frozenset(
+    {
         "min_requests",
         "max_error_rate",
         "max_token_mismatch",
@@ -153,41 +153,17 @@ def parse_gate_table(table: dict[str, Any], prefix: str = "gate", source: str = 
         "rules",
         "slo",
     }
+)
+
+
+def parse_gate_table(table: dict[str, Any], prefix: str = "gate", source: str = "") -> GateConfig:
     for key in table:
-        if key not in known:
+        if key not in _KNOWN_KEYS:
             raise GateConfigError(
-                f"{prefix}.{key}: unknown key (known: {', '.join(sorted(known))})"
+                f"{prefix}.{key}: unknown key (known: {', '.join(sorted(_KNOWN_KEYS))})"
             )
-    use_defaults = _get(table, "defaults", bool, True, prefix)
-    rules = {r.key: r for r in DEFAULT_RULES} if use_defaults else {}
-    for key, body in _get(table, "rules", dict, {}, prefix).items():
-        where = f"{prefix}.rules.{key}"
-        if not isinstance(body, dict):
-            raise GateConfigError(f"{where}: expected a table like {{ rel = 0.1, abs = 5 }}")
-        metric, stat = _metric_at(key, where)
-        key = f"{metric}.{stat}" if stat else metric
-        for k in body:
-            if k not in ("better", "rel", "abs", "enabled"):
-                raise GateConfigError(
-                    f"{where}.{k}: unknown key (known: better, rel, abs, enabled)"
-                )
-        if not _get(body, "enabled", bool, True, where):
-            rules.pop(key, None)
-            continue
-        base = rules.get(key) or Rule(metric, stat, default_direction(metric), 0.10, 0.0)
-        better = _get(body, "better", str, base.better, where)
-        if better not in ("lower", "higher"):
-            raise GateConfigError(f"{where}.better: must be 'lower' or 'higher', got {better!r}")
-        rel = _number(body, "rel", base.rel, where, low=0.0)
-        abs_ = _number(body, "abs", base.abs, where, low=0.0)
-        rules[key] = replace(base, better=better, rel=rel, abs=abs_)
-    slos = []
-    for key, limit in _get(table, "slo", dict, {}, prefix).items():
-        where = f"{prefix}.slo.{key}"
-        metric, stat = _metric_at(key, where)
-        if isinstance(limit, bool) or not isinstance(limit, int | float):
-            raise GateConfigError(f"{where}: expected a number, got {limit!r}")
-        slos.append(Slo(key, metric, stat, default_direction(metric), float(limit)))
+    rules = _rules(table, prefix)
+    slos = _slos(table, prefix)
     confidence = _number(table, "confidence", 0.95, prefix, low=0.5)
     if confidence >= 1.0:
         raise GateConfigError(f"{prefix}.confidence: must be below 1 (e.g. 0.95)")
@@ -214,6 +190,45 @@ def parse_gate_table(table: dict[str, Any], prefix: str = "gate", source: str = 
         seed=int(_number(table, "seed", 0, prefix, low=0, integer=True)),
         source=source or "config",
     )
+
+
+def _rules(table: dict[str, Any], prefix: str) -> dict[str, Rule]:
+    """The defaults (unless `defaults = false`) with each [rules] entry over them."""
+    use_defaults = _get(table, "defaults", bool, True, prefix)
+    rules = {r.key: r for r in DEFAULT_RULES} if use_defaults else {}
+    for key, body in _get(table, "rules", dict, {}, prefix).items():
+        where = f"{prefix}.rules.{key}"
+        if not isinstance(body, dict):
+            raise GateConfigError(f"{where}: expected a table like {{ rel = 0.1, abs = 5 }}")
+        metric, stat = _metric_at(key, where)
+        key = f"{metric}.{stat}" if stat else metric
+        for k in body:
+            if k not in ("better", "rel", "abs", "enabled"):
+                raise GateConfigError(
+                    f"{where}.{k}: unknown key (known: better, rel, abs, enabled)"
+                )
+        if not _get(body, "enabled", bool, True, where):
+            rules.pop(key, None)
+            continue
+        base = rules.get(key) or Rule(metric, stat, default_direction(metric), 0.10, 0.0)
+        better = _get(body, "better", str, base.better, where)
+        if better not in ("lower", "higher"):
+            raise GateConfigError(f"{where}.better: must be 'lower' or 'higher', got {better!r}")
+        rel = _number(body, "rel", base.rel, where, low=0.0)
+        abs_ = _number(body, "abs", base.abs, where, low=0.0)
+        rules[key] = replace(base, better=better, rel=rel, abs=abs_)
+    return rules
+
+
+def _slos(table: dict[str, Any], prefix: str) -> list[Slo]:
+    slos = []
+    for key, limit in _get(table, "slo", dict, {}, prefix).items():
+        where = f"{prefix}.slo.{key}"
+        metric, stat = _metric_at(key, where)
+        if isinstance(limit, bool) or not isinstance(limit, int | float):
+            raise GateConfigError(f"{where}: expected a number, got {limit!r}")
+        slos.append(Slo(key, metric, stat, default_direction(metric), float(limit)))
+    return slos
 
 
 def _metric_at(key: str, where: str) -> tuple[str, str | None]:
