@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
+from benchbench.sim.fault_handlers import MAX_TOKENS
 from benchbench.sim.fault_wire import FaultRequest, Reply
-from benchbench.sim.faults import MAX_TOKENS, FaultMix, parse_faults
+from benchbench.sim.faults import FaultMix, parse_faults
 from benchbench.sim.tokenizer import token_ids
 
 
