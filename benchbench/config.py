@@ -86,15 +86,6 @@ class RunConfig(BaseModel):
     def open_loop(self) -> bool:
         return self.load.rate is not None or self.workload.trace is not None
 
-    def __getattr__(self, name: str) -> Any:
-        # Read-only flat access (cfg.rate is cfg.load.rate) for stages not yet handed their
-        # own section; a field name belongs to exactly one section (tests/benchbench/test_config).
-        if not name.startswith("_"):
-            for section in SECTIONS:
-                if name in SECTIONS[section].model_fields:
-                    return getattr(self.__dict__[section], name)
-        return super().__getattr__(name)  # type: ignore[misc]
-
     def flat(self) -> dict[str, Any]:
         """Every field by its own name, sections merged."""
         return {k: v for s in SECTIONS for k, v in getattr(self, s).model_dump().items()}

@@ -80,8 +80,8 @@ def search_rate(
     max_probes: int = 20,
     on_probe: Callable[[Probe], None] | None = None,
 ) -> SearchResult:
-    """Bisect the request rate between ``low`` and ``high`` (req/s); ``cfg.slo`` is required
-    and ``cfg`` says how long each probe runs (--duration or --requests)."""
+    """Bisect the request rate between ``low`` and ``high`` (req/s); ``cfg.output.slo`` is
+    required and ``cfg`` says how long each probe runs (--duration or --requests)."""
     if not cfg.output.slo:
         raise ConfigError("bench search needs --slo, e.g. --slo ttft_p99_ms=500,tpot_p99_ms=50")
     parse_slos(cfg.output.slo)

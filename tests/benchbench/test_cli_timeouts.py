@@ -285,7 +285,7 @@ def test_the_template_probe_shares_no_prefix_with_any_workload_prompt(
     assert probes, "the template offset was measured with a real request"
     workload = [
         " ".join(str(m["content"]) for m in s.messages or ())
-        for s in itertools.islice(traffic.specs, cfg.requests)  # type: ignore[arg-type]
+        for s in itertools.islice(traffic.specs, cfg.load.requests)  # type: ignore[arg-type]
     ]
     for probe in probes:
         first = _contents(probe)[0]
@@ -345,8 +345,8 @@ def test_request_timeout_is_a_run_flag_with_a_generous_default() -> None:
     from benchbench.cli import app
 
     cfg = make_config()
-    assert cfg.request_timeout_s == 1800.0 and cfg.timeout_s == 300.0
-    assert make_config(request_timeout_s=2.5).request_timeout_s == 2.5
+    assert cfg.target.request_timeout_s == 1800.0 and cfg.target.timeout_s == 300.0
+    assert make_config(request_timeout_s=2.5).target.request_timeout_s == 2.5
     for bad in (0, -1):
         with pytest.raises(BenchError, match="--request-timeout"):
             make_config(request_timeout_s=bad)

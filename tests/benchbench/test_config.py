@@ -113,7 +113,9 @@ def test_variants_are_validated() -> None:
         cfg.replace(concurrency=4)
 
 
-def test_sections_default_and_flat_names_read_their_section() -> None:
+def test_sections_default_and_each_setting_is_read_through_its_section() -> None:
     cfg = RunConfig()
     assert cfg.load.requests == 100 and cfg.load.concurrency == 8  # closed loop by default
-    assert cfg.rate is cfg.load.rate and cfg.salt is cfg.workload.salt is True
+    assert cfg.workload.salt is True and cfg.flat()["salt"] is True
+    with pytest.raises(AttributeError):
+        cfg.rate  # type: ignore[attr-defined]  # noqa: B018 - no flat alias of a section's field

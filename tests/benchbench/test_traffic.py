@@ -144,7 +144,7 @@ def test_think_time_reaches_the_runner_through_a_session_source() -> None:
     assert users.description["think_time_s"] == "uniform:min=1,max=3"
     plain = build_traffic(_cfg(concurrency=2, think_time="0"))
     assert next(plain.specs).index == 0  # no think time: the plain shared stream
-    assert make_config(think_time=2).think_time == "2"
+    assert make_config(think_time=2).load.think_time == "2"
 
 
 @pytest.mark.parametrize(
