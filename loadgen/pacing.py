@@ -4,12 +4,9 @@ optional cap on the send rate."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
-from loadgen.client import sleep_until
-
-Clock = Callable[[], int]
+from loadgen.client import Clock, sleep_until
 
 _YIELD_NS = 1_000_000  # behind schedule, the open loop still yields to the event loop this often
 
