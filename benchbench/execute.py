@@ -32,7 +32,7 @@ from benchbench.store import BatchWriter, PeriodicCheckpoint, Store, open_store
 from benchbench.target import TargetLink
 from benchbench.traffic import Traffic, build_traffic
 from benchbench.urls import redact_url
-from loadgen.runner import RunOutcome
+from loadgen.load import RunOutcome
 
 # A run's data reach the .duckdb file itself (not only its write-ahead log) at least this
 # often, so copying that file alone keeps all but the last interval of a live run.

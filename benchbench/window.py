@@ -107,7 +107,7 @@ def warmup_tokens_in_window(
     """(requests, output tokens) of the warm-up requests still generating inside the window:
     each ok warm-up's output tokens in proportion to its token events inside it. They are not
     measured (no latency, no throughput), but the GPUs spent energy on them in the window, so
-    the energy figure counts their tokens (benchbench.collect.window_energy)."""
+    the energy figure counts their tokens (benchbench.settle.window_energy)."""
     row = con.execute(
         """WITH warm AS (
                SELECT idx, output_tokens FROM requests
