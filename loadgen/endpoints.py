@@ -16,12 +16,12 @@ from loadgen import errors
 from loadgen.responsefields import (
     choice_finished,
     choice_text,
-    error_detail,
     json_kind,
     malformed,
     parser_failed,
     snippet,
     take_client_count,
+    take_error,
     take_timings,
     take_usage,
 )
@@ -152,9 +152,7 @@ def _read_events(
             continue
         error = obj.get("error")
         if error is not None:
-            if record.error_kind is None:
-                record.error_kind = errors.STREAM_ERROR
-                record.error_detail = error_detail(error)
+            take_error(record, error)
             continue
         choices = obj.get("choices")
         if choices is not None:
@@ -240,9 +238,7 @@ def _finish_json(
         return
     error = obj.get("error")
     if error is not None:
-        if record.error_kind is None:
-            record.error_kind = errors.STREAM_ERROR
-            record.error_detail = error_detail(error)
+        take_error(record, error)
         return
     choices = obj.get("choices")
     if choices is None:

@@ -151,6 +151,14 @@ def take_client_count(record: RequestRecord, count: Callable[[str], int], text: 
         record.output_tokens_source = "client_tokenizer"
 
 
+def take_error(record: RequestRecord, error: object) -> None:
+    """An error object the server sent (in the stream or as the body): the request's first
+    error, as `stream_error`."""
+    if record.error_kind is None:
+        record.error_kind = errors.STREAM_ERROR
+        record.error_detail = error_detail(error)
+
+
 def error_detail(error: object) -> str:
     """One line from an error object: its message when it has one, else the object."""
     if type(error) is str:
