@@ -53,3 +53,9 @@ def sim_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     with SimProcess(SimConfig(**BASE_SIM, model="other-llm")) as sim:
         other_model = _run(sim.base_url, db)
     yield Runs(db, same, slow, fast, other_model, other_workload, group)
+
+
+# What a slower decode step moves: the time per output token and the gaps between chunks
+# (and through them NTPOT and E2E). A gate may flag any of these, and nothing else (TTFT,
+# errors, throughput of prefill) may fail on a decode-only change.
+DECODE_METRICS = ("tpot_ms.", "chunk_gap_ms.", "ntpot_ms.", "e2e_ms.")

@@ -20,7 +20,7 @@ from benchbench.gate import (
 )
 from benchbench.results import load_results
 from benchbench.store import open_store
-from tests.benchbench.gate.conftest import Runs
+from tests.benchbench.gate.conftest import DECODE_METRICS, Runs
 from tests.benchbench.runs import record, write_run
 
 COUNTED = ("requests", "token_events", "samples")
@@ -73,7 +73,8 @@ def test_gate_reads_an_exported_baseline_without_touching_the_store(
     ok = run_gate(str(path), str(sim_runs.same[1]), str(sim_runs.db), DEFAULT_CONFIG)
     assert ok.passed
     bad = run_gate(str(path), str(sim_runs.slow_decode), str(sim_runs.db), DEFAULT_CONFIG)
-    assert {r.key for r in bad.failures} and all(r.key.startswith("tpot") for r in bad.failures)
+    failed = {r.key for r in bad.failures}
+    assert "tpot_ms.p50" in failed and all(k.startswith(DECODE_METRICS) for k in failed), failed
 
 
 def test_a_repeat_group_travels_whole_and_pools_again(sim_runs: Runs, tmp_path: Path) -> None:
