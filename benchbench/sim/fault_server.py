@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from benchbench.sim.address import ServedAt
 from benchbench.sim.fault_handlers import MAX_TOKENS
 from benchbench.sim.fault_wire import FaultRequest, Reply
 from benchbench.sim.faults import FaultMix, parse_faults
@@ -69,7 +70,7 @@ def _generation(body: bytes, chat: bool) -> FaultRequest | None:
     )
 
 
-class FaultServer:
+class FaultServer(ServedAt):
     """A running fault server. `await stop()` ends it and every connection it holds."""
 
     def __init__(self, mix: FaultMix, host: str, model: str, seed: int = 0) -> None:
@@ -83,14 +84,6 @@ class FaultServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
         self._number = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     async def _start(self, port: int) -> None:
         self._server = await asyncio.start_server(self._connection, self.host, port)

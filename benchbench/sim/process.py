@@ -17,6 +17,7 @@ from types import TracebackType
 
 import httpx
 
+from benchbench.sim.address import ServedAt
 from benchbench.sim.config import SimConfig
 
 
@@ -37,7 +38,7 @@ def config_args(config: SimConfig) -> list[str]:
     return args
 
 
-class SimProcess:
+class SimProcess(ServedAt):
     """`with SimProcess(SimConfig(fast=True)) as sim: ... sim.base_url ...`"""
 
     def __init__(
@@ -56,14 +57,6 @@ class SimProcess:
         self.stop_timeout_s = stop_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:

@@ -14,6 +14,7 @@ from types import TracebackType
 import orjson
 
 from benchbench.sim import formats
+from benchbench.sim.address import ServedAt
 from benchbench.sim.config import SimConfig
 from benchbench.sim.engine import Engine, Seq
 from benchbench.sim.http import HttpConnection, HttpRequest
@@ -208,7 +209,7 @@ class SimApp:
             raise RequestError(405, f"method {method} not allowed; use {allowed}")
 
 
-class SimServer:
+class SimServer(ServedAt):
     """A running in-loop simulator. `await stop()` (or `async with`) to end it."""
 
     def __init__(self, config: SimConfig, host: str) -> None:
@@ -219,16 +220,6 @@ class SimServer:
         self._server: asyncio.Server | None = None
         self._engine_task: asyncio.Task[None] | None = None
         self._connections: set[HttpConnection] = set()
-
-    @property
-    def base_url(self) -> str:
-        """OpenAI base URL, e.g. http://127.0.0.1:PORT/v1."""
-        return f"http://{self.host}:{self.port}/v1"
-
-    @property
-    def root_url(self) -> str:
-        """Server root (for /health, /metrics, /tokenize)."""
-        return f"http://{self.host}:{self.port}"
 
     async def _start(self, port: int) -> None:
         loop = asyncio.get_running_loop()
