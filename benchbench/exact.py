@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import collections
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,6 +45,17 @@ class TokenCounter(Protocol):
 
 class TokenizeError(ValueError):
     """The server's /tokenize failed or stalled; str() is one line without credentials."""
+
+
+def json_answer(status: int, read_json: Callable[[], Any], shown_url: str) -> Any:
+    """The JSON of a 200 answer from `shown_url` (credentials already removed), else a
+    TokenizeError naming the status or the missing JSON."""
+    if status != 200:
+        raise TokenizeError(f"{shown_url} answered HTTP {status}")
+    try:
+        return read_json()
+    except ValueError:
+        raise TokenizeError(f"{shown_url} answered with no JSON") from None
 
 
 def prompt_parts(spec: RequestSpec) -> list[str]:

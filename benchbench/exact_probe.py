@@ -9,7 +9,13 @@ from typing import Any
 
 import httpx
 
-from benchbench.exact import TokenCounter, TokenizeError, message_layout, prompt_parts
+from benchbench.exact import (
+    TokenCounter,
+    TokenizeError,
+    json_answer,
+    message_layout,
+    prompt_parts,
+)
 from benchbench.target import Bounds, DeadlineExceeded, http_call
 from benchbench.urls import redact_url
 from loadgen.prompts import WORDS
@@ -83,11 +89,6 @@ def _probe_usage(
         raise TokenizeError(f"{shown}: silent for {bounds.silence_s:g} s (--timeout)") from None
     except httpx.HTTPError as exc:
         raise TokenizeError(f"{shown}: {type(exc).__name__}") from None
-    if r.status_code != 200:
-        raise TokenizeError(f"{shown} answered HTTP {r.status_code}")
-    try:
-        data = r.json()
-    except ValueError:
-        raise TokenizeError(f"{shown} answered with no JSON") from None
+    data = json_answer(r.status_code, r.json, shown)
     usage = data.get("usage") if isinstance(data, dict) else None
     return usage if isinstance(usage, dict) else {}

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from benchbench.exact import TokenCounter, TokenizeError
+from benchbench.exact import TokenCounter, TokenizeError, json_answer
 from benchbench.target import Bounds, DeadlineExceeded, request_within, run_sync
 from benchbench.urls import redact_url
 
@@ -93,12 +93,7 @@ class ServerTokenizeCounter:
 
     async def _one(self, client: httpx.AsyncClient, text: str, style: str, bounds: Bounds) -> int:
         r = await request_within(client, "POST", self.url, bounds, self._body(text, style))
-        if r.status_code != 200:
-            raise TokenizeError(f"{self.shown_url} answered HTTP {r.status_code}")
-        try:
-            data = r.json()
-        except ValueError:
-            raise TokenizeError(f"{self.shown_url} answered with no JSON") from None
+        data = json_answer(r.status_code, r.json, self.shown_url)
         if isinstance(data, dict) and isinstance(data.get("tokens"), list):
             return len(data["tokens"])
         if isinstance(data, dict) and isinstance(data.get("count"), int):
