@@ -27,7 +27,11 @@ class Target(Section):
         description="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1. "
         "Omitted: the built-in simulator is started and benchmarked.",
     )
-    api: Literal["chat", "completions"] = Field("chat", description="chat or completions.")
+    api: str = Field(
+        "chat",
+        description="API to benchmark: chat, completions (OpenAI); see `bench apis` for the "
+        "others.",
+    )
     model: str | None = Field(None, description="Model name; read from /v1/models if omitted.")
     api_key: str | None = Field(
         None, repr=False, description="Bearer token (default: $OPENAI_API_KEY)."
@@ -60,6 +64,14 @@ class Target(Section):
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to open a connection.")
     sim_fast: bool = Field(False, description="Simulator only: stream as fast as possible.")
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        known = ("chat", "completions")
+        if v not in known:
+            raise ValueError(f"unknown API {v!r}; use one of: {', '.join(known)}")
+        return v
 
     @field_validator("endpoint")
     @classmethod
@@ -124,6 +136,24 @@ class Load(Section):
     drain_timeout_s: float | None = Field(
         None, gt=0, description="Cancel requests still running this long after sending stops."
     )
+    workers: str = Field(
+        "1",
+        description="Client worker processes driving the load (N, or auto: as many as "
+        "`bench calibrate` says this machine needs).",
+    )
+    ray: str | None = Field(
+        None,
+        description="Run the workers as Ray actors across a Ray cluster: its address, or auto "
+        "(needs the ray extra).",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: object) -> str:
+        text = str(v).strip().lower()
+        if text == "auto" or (text.isdigit() and int(text) >= 1):
+            return text
+        raise ValueError(f"give a number of workers (1, 2, ...) or auto, got {v!r}")
 
     @field_validator("think_time", mode="before")
     @classmethod
@@ -170,6 +200,10 @@ class Workload(Section):
         "runs).",
     )
     seed: int = Field(0, description="Seed for lengths, prompts and the schedule.")
+    batch_size: int = Field(
+        1, ge=1, description="Embeddings: inputs per request; rerank: queries are sent one by one."
+    )
+    documents: int = Field(8, ge=1, description="Rerank: documents per query.")
     dataset: str | None = Field(
         None, description="Prompts from a ShareGPT JSON, JSONL or text file."
     )

@@ -28,6 +28,12 @@ class RequestSpec:
     # (loadgen.prompts.new_salt): sent and counted, but not part of the workload, so the
     # fingerprint leaves them out.
     salt_words: int = 0
+    # Embeddings: the inputs of one request (a batch); rerank: the documents of one query
+    # (the query itself is `prompt`). None for generation APIs.
+    inputs: tuple[str, ...] | None = None
+    # Prompt tokens the workload expects the server to serve from its prefix cache (a shared
+    # system prompt, an earlier turn of the same session, a trace's shared hash blocks).
+    cached_input_tokens_expected: int | None = None
 
 
 @dataclass(slots=True)
@@ -66,3 +72,16 @@ class RequestRecord:
     # What the parser saw that is worth knowing but is not an error, one short line each:
     # "malformed_usage: completion_tokens=-5" (the count is then stored as unknown).
     notes: list[str] = field(default_factory=list)
+    # The client worker that sent it (0 in a one-process run; see `bench run --workers`).
+    worker: int = 0
+    # First streamed event of any kind, even one with no text (a role-only chunk): some
+    # peers' TTFT (vLLM's) starts here. None when nothing was streamed.
+    first_event_ns: int | None = None
+    # Kind of each token-bearing event, parallel to event_ns: "answer", "reasoning" or
+    # "tool_call". None means every event is an answer event (the common case, kept cheap).
+    event_kinds: list[str] | None = None
+    # Reasoning tokens the server reported (completion_tokens_details.reasoning_tokens).
+    reasoning_tokens: int | None = None
+    cached_input_tokens_expected: int | None = None
+    # Embeddings / rerank: inputs (or documents) in the request; None for generation.
+    inputs: int | None = None

@@ -140,6 +140,23 @@ MIGRATIONS: list[tuple[str, str | None]] = [
         ALTER TABLE requests ADD COLUMN cached_input_tokens INTEGER;
         """,
     ),
+    (
+        "008_workers_kinds_inputs",
+        """
+        -- The client worker that sent each request (0 in a one-process run).
+        ALTER TABLE requests ADD COLUMN worker SMALLINT DEFAULT 0;
+        -- First streamed event of any kind, even one without text (vLLM's TTFT starts here).
+        ALTER TABLE requests ADD COLUMN first_event_ns BIGINT;
+        -- Reasoning tokens as the server reported them (completion_tokens_details).
+        ALTER TABLE requests ADD COLUMN reasoning_tokens INTEGER;
+        -- Prompt tokens the workload expects to be served from the prefix cache.
+        ALTER TABLE requests ADD COLUMN cached_input_tokens_expected INTEGER;
+        -- Embeddings / rerank: inputs (documents) in the request; NULL for generation.
+        ALTER TABLE requests ADD COLUMN inputs INTEGER;
+        -- answer | reasoning | tool_call; NULL is an answer event.
+        ALTER TABLE token_events ADD COLUMN kind VARCHAR;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

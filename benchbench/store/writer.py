@@ -183,6 +183,13 @@ class BatchWriter:
                 "output_tokens_source": _strings([r.output_tokens_source for r in records]),
                 "notes": _strings(["; ".join(r.notes) if r.notes else None for r in records]),
                 "cached_input_tokens": _ints([r.cached_input_tokens for r in records], _COUNT),
+                "worker": _ints([r.worker for r in records], _INT16),
+                "first_event_ns": self._rel([r.first_event_ns for r in records]),
+                "reasoning_tokens": _ints([r.reasoning_tokens for r in records], _COUNT),
+                "cached_input_tokens_expected": _ints(
+                    [r.cached_input_tokens_expected for r in records], _COUNT
+                ),
+                "inputs": _ints([r.inputs for r in records], _COUNT),
             }
         )
 
@@ -209,6 +216,12 @@ class BatchWriter:
                 if tokens_known
                 else pa.nulls(total, pa.int32())
             )
+            kinds_known = any(r.event_kinds for r in records)
+            kinds = (
+                _strings(list(chain.from_iterable(_event_kinds(r) for r in records)))
+                if kinds_known
+                else pa.nulls(total, pa.string())
+            )
             events = pa.table(
                 {
                     "run_id": pa.array(np.full(total, self._run_id, dtype=np.int32)),
@@ -217,9 +230,10 @@ class BatchWriter:
                     "t_ns": pa.array(t),
                     "tokens": tokens,
                     "gap_ns": pa.array(gaps, mask=_first_mask(total, first)),
+                    "kind": kinds,
                 }
             )
-            self._con.from_arrow(events).insert_into("token_events")
+            _insert_by_name(self._con, events, "token_events")
         return total
 
     def _write_samples(self, samples: list[Sample]) -> tuple[int, int]:
@@ -295,3 +309,12 @@ def _event_tokens(record: RequestRecord) -> list[int | None]:
     """Tokens per event, one per event time whatever the record says."""
     tokens = record.event_tokens
     return tokens if len(tokens) == len(record.event_ns) else [None] * len(record.event_ns)
+
+
+def _event_kinds(record: RequestRecord) -> list[str | None]:
+    """Kind per event (None: an answer), one per event time whatever the record says."""
+    kinds = record.event_kinds
+    n = len(record.event_ns)
+    if not kinds or len(kinds) != n:
+        return [None] * n
+    return [None if k == "answer" else k for k in kinds]
