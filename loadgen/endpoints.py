@@ -16,6 +16,7 @@ from loadgen import errors
 from loadgen.responsefields import (
     choice_finished,
     choice_text,
+    delta_fragment,
     json_kind,
     malformed,
     parser_failed,
@@ -119,7 +120,12 @@ class OpenAIEndpoint:
             record.output_tokens_source = "usage"
         elif texts and self.count_output is not None:
             take_client_count(record, self.count_output, "".join(texts))
+        if ev_t:
+            # Any event, even a role-only chunk or one with an empty text (vLLM's TTFT).
+            record.first_event_ns = ev_t[0]
         if event_ns:
+            # The first non-empty fragment of any kind: answer, reasoning or tool call (the
+            # MLPerf Endpoints TTFT). The first answer token is read from the kinds.
             record.first_token_ns = event_ns[0]
             record.last_token_ns = event_ns[-1]
         if record.error_kind is None:
@@ -141,6 +147,9 @@ def _read_events(
     """Read a stream's events into `record`; whether one said the generation finished. This
     runs once per token: the common shape is read inline, any other case in a helper."""
     done, chars, event_ns = False, 0, record.event_ns
+    # Kinds stay None (all answer) until a reasoning or tool-call fragment arrives, so a plain
+    # answer stream allocates nothing for them.
+    kinds: list[str] | None = None
     for i, (t, obj) in enumerate(zip(ev_t, _parse_all(ev_d), strict=True)):
         if type(obj) is not dict:
             if obj is _DONE:
@@ -163,18 +172,24 @@ def _read_events(
                 if type(choice) is not dict:
                     malformed(record, f"choices[0] is {json_kind(choice)}, expected object")
                 else:
+                    kind = None  # an answer fragment
                     if chat:
                         delta = choice.get("delta")
                         text = delta.get("content") if type(delta) is dict else None
                     else:
                         text = choice.get("text")
                     if type(text) is not str or not text:
-                        text, problem = choice_text(choice, "delta" if chat else None)
+                        if chat:
+                            text, kind, problem = delta_fragment(choice)
+                        else:
+                            text, problem = choice_text(choice, None)
                         if problem is not None:
                             malformed(record, problem)
                     if text:
                         # A role-only opening chunk carries no text: it is not a token.
                         event_ns.append(t)
+                        if kind is not None or kinds is not None:
+                            kinds = _add_kind(record, kinds, kind or "answer")
                         chars += len(text)
                         if texts is not None:
                             texts.append(text)
@@ -188,6 +203,16 @@ def _read_events(
             take_timings(record, timings)
     record.output_text_chars = chars
     return done
+
+
+def _add_kind(record: RequestRecord, kinds: list[str] | None, kind: str) -> list[str]:
+    """Append the kind of the event just appended to event_ns; the first non-answer kind
+    back-fills "answer" for the events before it."""
+    if kinds is None:
+        kinds = ["answer"] * (len(record.event_ns) - 1)
+        record.event_kinds = kinds
+    kinds.append(kind)
+    return kinds
 
 
 _DONE = object()
@@ -268,7 +293,7 @@ def _finish_json(
     if text and t_end is not None:
         record.event_ns = [t_end]
         record.event_tokens = [record.output_tokens]
-        record.first_token_ns = record.last_token_ns = t_end
+        record.first_token_ns = record.last_token_ns = record.first_event_ns = t_end
         record.output_text_chars = len(text)
     elif record.error_kind is None:
         record.error_kind = errors.NO_TOKENS

@@ -72,6 +72,58 @@ def choice_text(choice: dict[str, Any], holder_key: str | None) -> tuple[str | N
     return None, None
 
 
+_REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
+def delta_fragment(choice: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(text, kind, problem) of a streamed chat delta whose `content` is empty: a reasoning
+    fragment (`reasoning_content`, vLLM/DeepSeek/SGLang; `reasoning`, OpenRouter/Ollama/newer
+    vLLM) or a tool-call fragment (`tool_calls[].function` name and arguments). kind is None
+    for an answer (or no text); a field of the wrong type is the problem, named."""
+    delta = choice.get("delta")
+    if delta is None:
+        return None, None, None
+    if type(delta) is not dict:
+        return None, None, f"choices[0].delta is {json_kind(delta)}, expected object"
+    content = delta.get("content")
+    if content is not None and type(content) is not str:
+        return None, None, f"choices[0].delta.content is {json_kind(content)}, expected string"
+    for key in _REASONING_KEYS:
+        text = delta.get(key)
+        if text is None:
+            continue
+        if type(text) is not str:
+            return None, None, f"choices[0].delta.{key} is {json_kind(text)}, expected string"
+        if text:
+            return text, "reasoning", None
+    calls = delta.get("tool_calls")
+    if calls is None:
+        return None, None, None
+    text, problem = _tool_call_text(calls)
+    return text, ("tool_call" if text else None), problem
+
+
+def _tool_call_text(calls: object) -> tuple[str | None, str | None]:
+    """The generated text of streamed tool-call fragments: each function's name (first
+    fragment) and its arguments, joined."""
+    if type(calls) is not list:
+        return None, f"choices[0].delta.tool_calls is {json_kind(calls)}, expected array"
+    parts: list[str] = []
+    for call in calls:
+        function = call.get("function") if type(call) is dict else None
+        if function is None:
+            continue
+        if type(function) is not dict:
+            return None, f"tool_calls[].function is {json_kind(function)}, expected object"
+        for key in ("name", "arguments"):
+            value = function.get(key)
+            if value is not None and type(value) is not str:
+                return None, f"tool_calls[].function.{key} is {json_kind(value)}, expected string"
+            if value:
+                parts.append(value)
+    return "".join(parts) or None, None
+
+
 def choice_finished(record: RequestRecord, choice: dict[str, Any]) -> bool:
     """Whether choices[0] says the generation finished."""
     reason = choice.get("finish_reason")
@@ -96,6 +148,22 @@ def take_usage(record: RequestRecord, usage: object) -> None:
         record.output_tokens = _valid_count(record, "completion_tokens", ct)
         record.output_tokens_source = None if record.output_tokens is None else "usage"
     _take_cached(record, usage)
+    _take_reasoning(record, usage)
+
+
+def _take_reasoning(record: RequestRecord, usage: dict[str, Any]) -> None:
+    """Reasoning tokens the server counted inside completion_tokens (OpenAI, vLLM, SGLang:
+    ``completion_tokens_details.reasoning_tokens``). The same validation as the other counts."""
+    details = usage.get("completion_tokens_details")
+    if details is None:
+        return
+    if type(details) is not dict:
+        add_note(record, f"malformed_usage: completion_tokens_details={_short(details)}")
+        return
+    reasoning = details.get("reasoning_tokens")
+    if reasoning is not None:
+        name = "completion_tokens_details.reasoning_tokens"
+        record.reasoning_tokens = _valid_count(record, name, reasoning)
 
 
 def _take_cached(record: RequestRecord, usage: dict[str, Any]) -> None:
