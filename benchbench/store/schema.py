@@ -157,6 +157,29 @@ MIGRATIONS: list[tuple[str, str | None]] = [
         ALTER TABLE token_events ADD COLUMN kind VARCHAR;
         """,
     ),
+    (
+        "009_calibrations",
+        """
+        -- `bench calibrate`: this client machine's ceilings against the built-in simulator,
+        -- one row per worker count measured (benchbench.calibrate reads the latest per host).
+        CREATE SEQUENCE IF NOT EXISTS calibration_ids START 1;
+        CREATE TABLE calibrations (
+            calibration_id INTEGER DEFAULT nextval('calibration_ids'),
+            batch VARCHAR NOT NULL,             -- the rows of one `bench calibrate` share it
+            host VARCHAR NOT NULL,
+            cores INTEGER NOT NULL,
+            workers INTEGER NOT NULL,
+            max_rate DOUBLE,                    -- req/s held with lag p99 <= 2 ms, rate +-0.5%
+            lag_p99_ms DOUBLE,                  -- schedule lag p99 at max_rate
+            max_tokens_per_s DOUBLE,            -- streamed tokens/s held, stamp error p99 <= 1 ms
+            stamp_error_p99_ms DOUBLE,          -- timestamp error p99 at max_tokens_per_s
+            cpu_s_per_1m_tokens DOUBLE,         -- client CPU-s per 1M streamed tokens, stored
+            quick BOOLEAN NOT NULL,
+            created_at TIMESTAMPTZ DEFAULT current_timestamp,
+            version VARCHAR NOT NULL            -- benchbench version that measured it
+        );
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
