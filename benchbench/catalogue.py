@@ -38,6 +38,11 @@ _SPECS = (
     MetricSpec("e2e_ms", "ms", "E2E", "request sent -> last token"),
     MetricSpec("e2e_intended_ms", "ms", "E2E (intended)", "E2E from the planned send time"),
     MetricSpec("schedule_lag_ms", "ms", "schedule lag", "actual - planned send time"),
+    # Error-adjusted (benchbench.request_metrics.ERROR_ADJUSTED): a failed request is +inf.
+    MetricSpec("ttft_adj_ms", "ms", "TTFT (failed=∞)", "TTFT, each failed request +inf"),
+    MetricSpec("tpot_adj_ms", "ms", "TPOT (failed=∞)", "TPOT, each failed request +inf"),
+    MetricSpec("ntpot_adj_ms", "ms", "NTPOT (failed=∞)", "NTPOT, each failed request +inf"),
+    MetricSpec("e2e_adj_ms", "ms", "E2E (failed=∞)", "E2E, each failed request +inf"),
     MetricSpec("input_tokens", "tokens", "input length", "prompt tokens per request"),
     MetricSpec("output_tokens", "tokens", "output length", "output tokens per request"),
     MetricSpec("output_tok_s", "tok/s", "output tok/s", "output tokens / window", "higher", False),

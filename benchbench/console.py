@@ -11,7 +11,8 @@ from rich.text import Text
 from benchbench.catalogue import DISTRIBUTION_METRICS, INTENDED_METRICS, METRICS
 from benchbench.live import LiveStats
 from benchbench.metrics import RunSummary
-from benchbench.request_metrics import Distribution
+from benchbench.reasoning import reasoning_lines
+from benchbench.request_metrics import ERROR_ADJUSTED, Distribution
 from benchbench.results import Cost, Energy, ServerView
 
 
@@ -34,6 +35,8 @@ def live_line(stats: LiveStats, now_ns: int) -> Text:
 def _fmt(v: float | None, digits: int = 1) -> str:
     if v is None:
         return "-"
+    if v == float("inf"):  # an error-adjusted percentile past the failures
+        return "∞"
     if abs(v) >= 1000:  # four significant digits are enough; keeps 80-column tables whole
         digits = 0
     return f"{v:,.{digits}f}"
@@ -43,6 +46,8 @@ def summary_renderable(s: RunSummary, header: dict[str, Any] | None = None) -> G
     legend = "latencies: ok requests after warm-up"
     if s.open_loop:
         legend += "; (intended): from the planned send time; schedule lag: every sent request"
+    if s.errored:
+        legend += "; (failed=∞): with each failed request counted as +inf"
     return Group(_head(s, header), _latency_table(s), Text(legend, style="dim"))
 
 
@@ -78,6 +83,9 @@ def _head(s: RunSummary, header: dict[str, Any] | None) -> Table:
     head.add_row("token truth", _token_truth_line(s.token_truth))
     if s.prompt_cache:
         head.add_row("prompt cache", Text(prompt_cache_line(s.prompt_cache)))
+    if s.reasoning is not None:
+        for label, line in reasoning_lines(s.reasoning):
+            head.add_row(label, Text(line))
     if s.results.energy is not None:
         for label, line in energy_lines(s.results.energy):
             head.add_row(label, Text(line))
@@ -124,6 +132,8 @@ def _latency_table(s: RunSummary) -> Table:
     for key in DISTRIBUTION_METRICS:
         d: Distribution | None = s.distributions.get(key)
         if d is None or d.n == 0 or (key in INTENDED_METRICS and not s.open_loop):
+            continue
+        if key in ERROR_ADJUSTED and not s.errored:  # the same as the ok-only row then
             continue
         label = METRICS[key].label
         digits = 0 if key.endswith("tokens") else 2

@@ -15,11 +15,13 @@ import duckdb
 # a store reads it through this module.
 import benchbench.results_v1  # noqa: F401
 from benchbench.cache import served_cache
+from benchbench.reasoning import ReasoningSummary, reasoning_summary
 from benchbench.request_metrics import (
     DISTRIBUTIONS,
     Distribution,
     chunk_gaps,
     distribution,
+    json_safe,
     request_rows,
 )
 from benchbench.results import RunResults, load_results
@@ -62,6 +64,9 @@ class RunSummary:
     # prompt_tokens, requests, measured) beside the reuse the workload itself implies
     # (ideal_prefix_hit) and whether the run's prompts were salted (None: not recorded).
     prompt_cache: dict[str, Any] = field(default_factory=dict)
+    # Reasoning / tool-call phases (benchbench.reasoning): TTFA, tokens and TPOT per phase;
+    # None when no request reasoned or called a tool.
+    reasoning: ReasoningSummary | None = None
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -78,7 +83,9 @@ class RunSummary:
         return json.loads(json.dumps(self.results.to_dict(), default=str))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["distributions"] = json_safe(d["distributions"])  # +inf: null + "infinite"
+        return d
 
 
 def summarize(
@@ -119,6 +126,7 @@ def summarize(
         results=load_results(con, run_id),
     )
     summary.prompt_cache = prompt_cache(con, run_id, summary.results)
+    summary.reasoning = reasoning_summary(con, run_id)
     if slos:
         summary.goodput = goodput(con, run_id, slos, window_s)
     return summary

@@ -3,10 +3,17 @@ population: the definitions every summary, report and gate reads (the README glo
 documents the same formulas).
 
 Populations are explicit: latency distributions cover successful, non-warm-up requests;
-schedule lag covers every measured request that was sent."""
+schedule lag covers every measured request that was sent.
+
+Error-adjusted latencies (`ttft_adj_ms`, ...) add every failed measured request as +inf: a
+server that answers fast by refusing requests looks bad there. A percentile over them is
+quantile_cont's, so it turns infinite as soon as its interpolation reaches a failed request
+(about when the error rate exceeds 1 - p). Cancelled requests (stopped by the client: the
+run's end, Ctrl-C) are left out: the server did not fail them and their latency is unknown."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import duckdb
@@ -15,10 +22,12 @@ __all__ = [
     "DISTRIBUTIONS",
     "PERCENTILES",
     "REQUEST_METRICS_SQL",
+    "ERROR_ADJUSTED",
     "Distribution",
     "chunk_gap_sql",
     "chunk_gaps",
     "distribution",
+    "json_safe",
     "request_rows",
 ]
 
@@ -71,6 +80,30 @@ DISTRIBUTIONS: dict[str, tuple[str, str, str]] = {
     "output_tokens": ("output_tokens", _OK, "ok requests, server usage"),
 }
 
+# Failed (errored, not cancelled) measured requests, each counted as +inf.
+_FAILED = "NOT ok AND NOT warmup AND error_kind <> 'cancelled'"
+_ADJ_LABEL = "ok and failed requests, a failure counted as +inf"
+# error-adjusted name -> the ok-only distribution it extends
+ERROR_ADJUSTED: dict[str, str] = {
+    "ttft_adj_ms": "ttft_ms",
+    "tpot_adj_ms": "tpot_ms",
+    "ntpot_adj_ms": "ntpot_ms",
+    "e2e_adj_ms": "e2e_ms",
+}
+
+
+def _adjusted(base: str) -> tuple[str, str, str]:
+    """The ok-only distribution `base` with the failed requests added as +inf."""
+    expr, where, _ = DISTRIBUTIONS[base]
+    return (
+        f"CASE WHEN ok THEN {expr} ELSE 'infinity'::DOUBLE END",
+        f"({where}) OR ({_FAILED})",
+        _ADJ_LABEL,
+    )
+
+
+DISTRIBUTIONS.update({adj: _adjusted(base) for adj, base in ERROR_ADJUSTED.items()})
+
 
 @dataclass(frozen=True, slots=True)
 class Distribution:
@@ -85,6 +118,21 @@ class Distribution:
 
     def get(self, stat: str) -> float | None:
         return getattr(self, stat)
+
+
+_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+
+
+def json_safe(distributions: dict[str, dict]) -> dict[str, dict]:
+    """Distributions as plain dicts for JSON: an infinite statistic (error-adjusted ones)
+    becomes null and is named in the dict's `infinite` list, since strict JSON (jq,
+    JavaScript's JSON.parse) has no infinity. Finite distributions are left as they are."""
+    out = {}
+    for name, d in distributions.items():
+        inf = [k for k in _STATS if isinstance(d.get(k), float) and math.isinf(d[k])]
+        adjusted = inf or name in ERROR_ADJUSTED  # an adjusted one always says, even []
+        out[name] = {**d, **dict.fromkeys(inf), "infinite": inf} if adjusted else d
+    return out
 
 
 def request_rows(con: duckdb.DuckDBPyConnection, run_id: int) -> str:

@@ -12,7 +12,12 @@ import numpy as np
 from benchbench.cache import served_cache
 from benchbench.gate.rules import GateError
 from benchbench.metrics import RunSummary, summarize
-from benchbench.request_metrics import DISTRIBUTIONS, chunk_gap_sql, request_rows
+from benchbench.request_metrics import (
+    DISTRIBUTIONS,
+    ERROR_ADJUSTED,
+    chunk_gap_sql,
+    request_rows,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +125,17 @@ def request_values(
         )
         data = con.execute(f"SELECT {cols} FROM {request_rows(con, run_id)}").fetchnumpy()
         for m in names:
-            out[m] = _finite(data[m])
+            # Error-adjusted metrics keep their +inf (a failed request); NaN never counts.
+            out[m] = _finite(data[m], keep_inf=m in ERROR_ADJUSTED)
     if "chunk_gap_ms" in metrics:
         sql = chunk_gap_sql(run_id, column="e.gap_ns / 1e6")
         out["chunk_gap_ms"] = _finite(con.execute(sql).fetchnumpy()["x"])
     return out
 
 
-def _finite(col: Any) -> np.ndarray:
+def _finite(col: Any, keep_inf: bool = False) -> np.ndarray:
     arr = np.ma.filled(np.ma.asarray(col).astype(np.float64), np.nan)
-    return arr[np.isfinite(arr)]
+    return arr[~np.isnan(arr)] if keep_inf else arr[np.isfinite(arr)]
 
 
 def run_level(summary: RunSummary, name: str) -> float | None:

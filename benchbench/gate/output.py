@@ -4,6 +4,7 @@ JUnit XML (one test case per rule) and JSON."""
 from __future__ import annotations
 
 import json
+import math
 from xml.etree import ElementTree as ET
 
 from rich.console import Console
@@ -17,6 +18,8 @@ _STYLE = {"pass": "green", "improved": "cyan", "regression": "bold red", "slo-fa
 def _num(v: float | None) -> str:
     if v is None:
         return "—"
+    if math.isinf(v):
+        return "∞" if v > 0 else "-∞"
     return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
 
 
@@ -164,7 +167,16 @@ def _xml(suite: ET.Element) -> str:
 
 
 def to_json(result: GateResult) -> str:
-    return json.dumps({"valid": True, **result.to_dict()}, default=str)
+    d = result.to_dict()
+    d["results"] = [_json_safe(r) for r in d["results"]]
+    return json.dumps({"valid": True, **d}, default=str)
+
+
+def _json_safe(row: dict) -> dict:
+    """Infinite figures (error-adjusted metrics past their failures) as null, named in the
+    row's `infinite` list: strict JSON has no infinity (as RunSummary.to_dict)."""
+    inf = [k for k, v in row.items() if isinstance(v, float) and math.isinf(v)]
+    return {**row, **dict.fromkeys(inf), "infinite": inf} if inf else row
 
 
 def invalid_json(problems: list[str]) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,24 @@ class Change:
 
 
 def point(values: np.ndarray, q: float | None) -> float:
-    """The statistic as benchbench.metrics computes it (quantile_cont or mean)."""
-    return float(np.mean(values)) if q is None else float(np.quantile(values, q))
+    """The statistic as benchbench.metrics computes it (quantile_cont or mean). +inf values
+    (failed requests in an error-adjusted metric) make it infinite once it reaches them, as
+    in DuckDB; numpy's own interpolation would give NaN between two infinities."""
+    if q is None:
+        return float(np.mean(values))
+    if np.all(np.isfinite(values)):
+        return float(np.quantile(values, q))
+    s = np.sort(values)
+    h = (len(s) - 1) * q
+    k = int(np.floor(h))
+    low, high = s[k], s[min(k + 1, len(s) - 1)]
+    return float(low if h == k else _lerp(low, high, h - k))
+
+
+def _lerp(low: Any, high: Any, frac: Any) -> Any:
+    """low + frac * (high - low), infinite where high is (the values are sorted)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(high), high, low + frac * (high - low))
 
 
 def bootstrap_draws(
@@ -64,7 +81,7 @@ def bootstrap_draws(
         return low
     u_high = u_low + (1.0 - u_low) * rng.beta(1, n - r, resamples)
     high = sorted_values[_index(u_high, n)]
-    return low + frac * (high - low)
+    return _lerp(low, high, frac)
 
 
 def _inflate(draws: np.ndarray, center: float, n: int, effective: float | None) -> np.ndarray:
@@ -95,10 +112,20 @@ def change_of_statistic(
     pa, pb = point(a, q), point(b, q)
     draws_a = _inflate(bootstrap_draws(a, q, resamples, rng), pa, len(a), effective[0])
     draws_b = _inflate(bootstrap_draws(b, q, resamples, rng), pb, len(b), effective[1])
-    draws = draws_b - draws_a
+    draws = _difference(draws_b, draws_a)
     alpha = 1.0 - confidence
-    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    return Change(pa, pb, pb - pa, float(low), float(high))
+    if np.all(np.isfinite(draws)):
+        low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    else:  # infinite draws (error-adjusted): order statistics, never inf - inf
+        low = np.quantile(draws, alpha / 2, method="lower")
+        high = np.quantile(draws, 1 - alpha / 2, method="higher")
+    return Change(pa, pb, float(_difference(np.array(pb), np.array(pa))), float(low), float(high))
+
+
+def _difference(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """b - a, where both infinite counts as no change (0), not NaN."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(a) & np.isinf(b) & (a == b), 0.0, b - a)
 
 
 def change_of_runs(baseline: list[float], candidate: list[float], *, confidence: float) -> Change:
