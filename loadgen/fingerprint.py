@@ -46,6 +46,8 @@ def _spec_record(spec: RequestSpec) -> bytes:
         "turn": spec.turn,
         "extra": spec.extra_body,
     }
+    if spec.inputs is not None:  # embeddings / rerank texts (absent keeps older digests)
+        record["inputs"] = list(spec.inputs)
     text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     # Hash each spec's text separately: the digest stream stays small however long prompts are.
     return hashlib.sha256(text.encode()).digest()

@@ -371,6 +371,7 @@ class Runner:
             warmup=warmup,
             session_id=spec.session_id,
             turn=spec.turn,
+            inputs=None if spec.inputs is None else len(spec.inputs),  # embeddings, rerank
         )
         pieces: list[bytes] = []
         times: list[int] = []
