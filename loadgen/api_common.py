@@ -1,0 +1,160 @@
+"""What the streaming adapters share: NDJSON framing, one JSON parse per event, and the
+closing rules every stream follows (token truth, first/last token, incomplete, no tokens).
+
+The rules are the chat parser's: the server's counts first, the client tokenizer as the
+named fallback, never a count of chunks; an error object, a cut stream or a wrong type is
+data on the record (an error kind), never an exception."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from loadgen import errors
+from loadgen.responsefields import (
+    MAX_COUNT,
+    add_note,
+    json_kind,
+    malformed,
+    parser_failed,
+    snippet,
+    take_client_count,
+)
+from loadgen.spec import RequestRecord
+
+ANSWER, REASONING, TOOL_CALL = "answer", "reasoning", "tool_call"
+
+
+@dataclass(slots=True)
+class StreamTally:
+    """What reading one stream's events collected, besides what went on the record."""
+
+    count_text: bool  # keep the text for the client tokenizer
+    kinds: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    done: bool = False
+    chars: int = 0
+
+    def token(self, record: RequestRecord, t: int, text: str, kind: str = ANSWER) -> None:
+        """One token-bearing event at time `t` (empty text is not a token)."""
+        if not text:
+            return
+        record.event_ns.append(t)
+        self.kinds.append(kind)
+        if kind == ANSWER:
+            self.chars += len(text)
+        if self.count_text:
+            self.texts.append(text)
+
+
+def guarded(record: RequestRecord, read: Callable[[], None]) -> None:
+    """Run a parser; a bug in it costs the request its success, never its record."""
+    try:
+        read()
+    except Exception as exc:
+        parser_failed(record, exc)
+
+
+def split_lines(
+    pieces: Sequence[bytes], times_ns: Sequence[int]
+) -> tuple[list[int], list[bytes], bytes]:
+    """NDJSON framing (Ollama): (line times, non-empty lines, unterminated rest). A line's
+    time is the arrival of the piece holding its newline."""
+    out_t: list[int] = []
+    out_d: list[bytes] = []
+    pending = b""
+    for t, piece in zip(times_ns, pieces, strict=True):
+        data = pending + piece if pending else piece
+        lines = data.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            line = line.strip()
+            if line:
+                out_t.append(t)
+                out_d.append(line)
+    return out_t, out_d, pending
+
+
+def parse_event(record: RequestRecord, i: int, payload: bytes) -> dict[str, Any] | None:
+    """Event `i` as a JSON object; anything else marks the record malformed and gives None."""
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        malformed(record, f"event {i} is not JSON: {snippet(payload)}")
+        return None
+    if type(obj) is not dict:
+        malformed(record, f"event {i} is {json_kind(obj)}, expected object")
+        return None
+    return obj
+
+
+def field_of(record: RequestRecord, obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    """obj[key] when it has the JSON type `kind` (or is absent: None); a wrong type is the
+    request's `malformed` error, named with `where`."""
+    value = obj.get(key)
+    if value is None or type(value) is kind:
+        return value
+    if kind is float and type(value) is int:
+        return value
+    names = {str: "string", dict: "object", list: "array", int: "number", bool: "boolean"}
+    malformed(record, f"{where}{key} is {json_kind(value)}, expected {names.get(kind, 'number')}")
+    return None
+
+
+def count(record: RequestRecord, value: object, name: str) -> int | None:
+    """A server count: a non-negative integer the store can hold, else unknown with a note."""
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
+    add_note(record, f"malformed_usage: {name}={snippet(orjson.dumps(value), 40)}")
+    return None
+
+
+def keep_timings(record: RequestRecord, timings: dict[str, Any]) -> None:
+    """The server's own timings, numbers only, beside the client's (server_timings)."""
+    kept = {k: v for k, v in timings.items() if type(v) in (int, float) and not isinstance(v, bool)}
+    if kept:
+        record.server_timings = {**(record.server_timings or {}), **kept}
+
+
+def close_stream(
+    record: RequestRecord,
+    tally: StreamTally,
+    count_output: Callable[[str], int] | None,
+    rest: bytes,
+    unfinished: str,
+) -> None:
+    """The closing rules of every stream: per-event kinds, the output count's source,
+    first/last token, and `incomplete` / `no_tokens` when nothing else went wrong.
+    `unfinished` says what a complete stream ends with."""
+    event_ns = record.event_ns
+    record.event_tokens = [None] * len(event_ns)
+    if any(kind != ANSWER for kind in tally.kinds):
+        record.event_kinds = tally.kinds
+    record.output_text_chars = tally.chars
+    if record.output_tokens is not None:
+        record.output_tokens_source = "usage"
+    elif tally.texts and count_output is not None:
+        take_client_count(record, count_output, "".join(tally.texts))
+    if event_ns:
+        record.first_token_ns = event_ns[0]
+        record.last_token_ns = event_ns[-1]
+    if record.error_kind is not None:
+        return
+    if not tally.done:
+        record.error_kind = errors.INCOMPLETE
+        record.error_detail = snippet(rest) if rest else f"stream ended without {unfinished}"
+    elif not event_ns:
+        record.error_kind = errors.NO_TOKENS
+        record.error_detail = "the stream finished without any output text"
+
+
+def not_a_stream(record: RequestRecord, pieces: Sequence[bytes]) -> None:
+    """A 200 that is not an event stream: a server ignoring "stream", or garbage."""
+    if record.error_kind is None:
+        record.error_kind = errors.NOT_STREAMING
+        record.error_detail = snippet(b"".join(pieces)) or "empty body"
