@@ -156,6 +156,18 @@ BUILTIN: dict[str, ApiInfo] = {
             summary="Ollama native generate, POST /api/generate (NDJSON)",
         ),
         # Non-streaming APIs (embeddings, rerank) register here too.
+        ApiInfo(
+            "embeddings",
+            "loadgen.api_embeddings:from_options",
+            shape="embeddings",
+            summary="OpenAI embeddings, POST /embeddings (not streamed; --batch-size inputs)",
+        ),
+        ApiInfo(
+            "rerank",
+            "loadgen.api_rerank:from_options",
+            shape="rerank",
+            summary="Rerank (llama.cpp, vLLM, Jina, Cohere), POST /rerank (--documents)",
+        ),
     )
 }
 
