@@ -38,6 +38,15 @@ def sim_command(
     error_status: int = typer.Option(500, help="HTTP status of injected errors (e.g. 429)."),
     api_key: str | None = typer.Option(None, help="Require 'Authorization: Bearer KEY' on /v1."),
     fast: bool = typer.Option(False, help="All step times zero: stream as fast as possible."),
+    reasoning_tokens: int = typer.Option(
+        0, help="Chat streams send this many reasoning tokens first (delta.reasoning_content)."
+    ),
+    reasoning_ratio: float = typer.Option(
+        0.0, help="Or this share (0..1) of each response's tokens as reasoning."
+    ),
+    tool_calls: bool = typer.Option(
+        False, help="Chat streams answer with a streamed tool call (delta.tool_calls)."
+    ),
     faults: str | None = typer.Option(
         None,
         help="Serve a hostile endpoint instead: fault names served round-robin "
@@ -69,6 +78,9 @@ def sim_command(
             api_key=api_key,
             fast=fast,
             faults=faults,
+            reasoning_tokens=reasoning_tokens,
+            reasoning_ratio=reasoning_ratio,
+            tool_calls=tool_calls,
         )
     except SimConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -47,6 +47,13 @@ class SimConfig:
     fast: bool = False
     # A --faults spec (see faults.py): serve a hostile endpoint instead of the engine.
     faults: str | None = None
+    # Chat streams reason first: this many of each response's tokens (at most all of them),
+    # or this share of them, are sent as `delta.reasoning_content` and counted in
+    # usage.completion_tokens_details.reasoning_tokens. 0 = no reasoning.
+    reasoning_tokens: int = 0
+    reasoning_ratio: float = 0.0
+    # Chat streams answer with one streamed tool call (`delta.tool_calls`) instead of text.
+    tool_calls: bool = False
 
     def __post_init__(self) -> None:
         _check(bool(self.model), "model must be a non-empty string")
@@ -71,11 +78,23 @@ class SimConfig:
             f"error_status must be an HTTP error status 400..599 (got {self.error_status})",
         )
         _check(self.api_key is None or bool(self.api_key), "api_key must be non-empty when set")
+        _check(self.reasoning_tokens >= 0, "reasoning_tokens must be >= 0")
+        _check(0.0 <= self.reasoning_ratio <= 1.0, "reasoning_ratio must be in [0, 1]")
+        _check(
+            not (self.reasoning_tokens and self.reasoning_ratio),
+            "give reasoning_tokens or reasoning_ratio, not both",
+        )
         if self.faults is not None:
             try:
                 parse_faults(self.faults)
             except FaultSpecError as exc:
                 raise SimConfigError(str(exc)) from None
+
+    def reasoning_of(self, length: int) -> int:
+        """How many of a response's `length` tokens are reasoning tokens."""
+        if self.reasoning_ratio:
+            return round(self.reasoning_ratio * length)
+        return min(self.reasoning_tokens, length)
 
     def prefill_ns(self, prompt_tokens: int) -> int:
         """Time to admit (prefill) requests holding `prompt_tokens` prompt tokens in all."""

@@ -135,3 +135,94 @@ def completion_body(
             "bb_send_ns": time.monotonic_ns(),
         }
     )
+
+
+# The kinds of generated text a phased stream sends, and where each sits in the delta.
+_ANSWER, _REASONING, _TOOL_CALL = "answer", "reasoning", "tool_call"
+_TOOL_NAME = "lookup"
+
+
+class PhasedStreamFormat(StreamFormat):
+    """A chat stream whose first `reasoning` tokens are reasoning deltas
+    (`delta.reasoning_content`, as vLLM and SGLang send them) and whose remaining tokens are
+    answer text or, with `tool_calls`, the arguments of one streamed tool call
+    (`delta.tool_calls`). The usage event says `completion_tokens_details.reasoning_tokens`.
+    Slower than the plain format (one dumps per event); only a reasoning run pays for it."""
+
+    __slots__ = ("_reasoning", "_tool_calls", "_position", "_call_open")
+
+    def __init__(
+        self, request_id: str, created: int, model: str, reasoning: int, tool_calls: bool
+    ) -> None:
+        super().__init__(request_id, created, model, chat=True)
+        self._reasoning = reasoning
+        self._tool_calls = tool_calls
+        self._position = 0  # tokens sent so far
+        self._call_open = False
+
+    def word_event(self, word_id: int) -> bytes:
+        return self.token_event(WORD_BYTES[word_id])
+
+    def token_event(self, text: bytes) -> bytes:
+        """One event per kind in the chunk (a chunk may straddle reasoning and answer)."""
+        words = [b" " + w for w in text.split(b" ") if w]
+        out = []
+        while words:
+            kind = self._kind(self._position)
+            take = len(words)
+            if kind == _REASONING:
+                take = min(take, self._reasoning - self._position)
+            out.append(self._fragment(kind, b"".join(words[:take]).decode()))
+            self._position += take
+            words = words[take:]
+        return b"".join(out)
+
+    def _kind(self, position: int) -> str:
+        if position < self._reasoning:
+            return _REASONING
+        return _TOOL_CALL if self._tool_calls else _ANSWER
+
+    def _fragment(self, kind: str, text: str) -> bytes:
+        delta: dict[str, object]
+        if kind == _REASONING:
+            delta = {"reasoning_content": text}
+        elif kind == _ANSWER:
+            delta = {"content": text}
+        elif self._call_open:
+            delta = {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+        else:
+            self._call_open = True
+            call = {"name": _TOOL_NAME, "arguments": text}
+            delta = {"tool_calls": [{"index": 0, "id": "call_0", "type": "function",
+                                     "function": call}]}  # fmt: skip
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        return self._event(b'"choices":%b' % orjson.dumps([choice]))
+
+    def finish_event(self, finish_reason: str) -> bytes:
+        # A model that ends its turn with a tool call says so.
+        if self._tool_calls and finish_reason == "stop":
+            finish_reason = "tool_calls"
+        return super().finish_event(finish_reason)
+
+    def usage_event(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        fields = usage(prompt_tokens, completion_tokens)
+        details = {"reasoning_tokens": min(self._reasoning, completion_tokens)}
+        return self._event(
+            b'"choices":[],"usage":%b'
+            % orjson.dumps({**fields, "completion_tokens_details": details})
+        )
+
+
+def stream_format(
+    request_id: str,
+    created: int,
+    model: str,
+    chat: bool,
+    reasoning: int = 0,
+    tool_calls: bool = False,
+) -> StreamFormat:
+    """The format of one streamed response: the plain (fast) one unless the chat response
+    reasons (`reasoning` tokens first) or answers with a tool call."""
+    if chat and (reasoning > 0 or tool_calls):
+        return PhasedStreamFormat(request_id, created, model, reasoning, tool_calls)
+    return StreamFormat(request_id, created, model, chat)

@@ -26,6 +26,7 @@ from benchbench.sim.parse import (
     parse_generation,
     parse_json_object,
 )
+from benchbench.sim.pooling import POOLING_ROUTES, PoolingServer
 from benchbench.sim.tokenizer import output_length, output_rng, output_word_ids, token_ids
 
 _GENERATION_ROUTES = {"/v1/completions": False, "/v1/chat/completions": True}
@@ -116,6 +117,7 @@ class SimApp:
         self._error_rng = random.Random(config.seed)
         self.requests_total = 0
         self._metrics = SimMetrics(self.engine, lambda: self.requests_total)
+        self.pooling = PoolingServer(config)  # /v1/embeddings, /v1/rerank
         self._auth = f"Bearer {config.api_key}" if config.api_key else None
         self._created = int(time.time())
 
@@ -132,6 +134,10 @@ class SimApp:
             self._require(method, "POST")
             self._check_auth(request)
             self._generate(request, _GENERATION_ROUTES[path], conn)
+        elif path in POOLING_ROUTES:
+            self._require(method, "POST")
+            self._check_auth(request)
+            self.pooling.handle(path, request.body, conn)
         elif path == "/health":
             self._require(method, "GET")
             conn.respond(200, b'{"status":"ok"}')
@@ -173,7 +179,10 @@ class SimApp:
         word_ids = output_word_ids(rng, length)
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-sim-{number}"
         if req.stream:
-            fmt = formats.StreamFormat(request_id, self._created, config.model, chat)
+            fmt = formats.stream_format(
+                request_id, self._created, config.model, chat,
+                config.reasoning_of(length), config.tool_calls,
+            )  # fmt: skip
             sink: _StreamSink | _BufferSink = _StreamSink(conn, fmt, req)
             conn.start_stream()
             if chat:
