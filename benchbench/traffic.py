@@ -58,6 +58,11 @@ def build_traffic(cfg: RunConfig, link: TargetLink | None = None) -> Traffic:
 
         link = TargetLink(cfg.target, cfg.target.endpoint)
     try:
+        from benchbench.pooling_traffic import pooling_shape, pooling_traffic
+
+        shape = pooling_shape(cfg.target.api)
+        if shape is not None:  # embeddings, rerank: batches of texts, not prompts
+            return Traffic(*pooling_traffic(cfg.workload, cfg.load, shape))
         if cfg.workload.trace is not None:
             return _trace(cfg.workload, cfg.load, cfg.target, link)
         if cfg.workload.session_turns is not None:
