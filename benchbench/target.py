@@ -4,7 +4,7 @@ one-off HTTP calls made around a run (/models, /tokenize, the template probe).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -135,23 +135,101 @@ def discover_model(
 
 class TargetLink:
     """The endpoint as one run reaches it: base URL, headers with auth, the run's bounds, and
-    the model name, asked of GET /models at most once per run (the prompt-length fit and the
-    run itself share it)."""
+    the model name, asked of the server at most once per run (the prompt-length fit and the
+    run itself share it).
+
+    `given_url` is what the user gave (an OpenAI base such as http://host:8000/v1);
+    `base_url` is what the API's paths are appended to: the same URL, or for a native API
+    (llamacpp, tgi, ollama-*) the server root, a trailing /v1 dropped."""
 
     def __init__(self, target: Target, base_url: str) -> None:
+        from loadgen.apis import lookup
+
         self.target = target
-        self.base_url = base_url
-        self.headers = auth_headers(target.api_key, target.headers)
+        self.api = lookup(target.api)
+        self.given_url = base_url.rstrip("/")
+        self.base_url = server_root(self.given_url) if self.api.at_root else self.given_url
+        self.headers = api_headers(
+            target.api_key, target.headers, self.api.auth, dict(self.api.headers)
+        )
         self._model = target.model
 
     def model(self) -> str:
         if self._model is None:
-            t = self.target
-            self._model = discover_model(
-                self.base_url,
-                self.headers,
-                t.timeout_s,
-                t.request_timeout_s,
-                connect_timeout_s=t.connect_timeout_s,
-            )
+            self._model = self._discover()
         return self._model
+
+    def _discover(self) -> str:
+        t, how = self.target, self.api.models
+        bounds = Bounds(t.timeout_s, t.request_timeout_s, t.connect_timeout_s)
+        if how == "none":
+            return "default"
+        if how == "ollama":
+            return discover_native(self.base_url + "/api/tags", self.headers, bounds, _ollama_name)
+        if how == "tgi":
+            return discover_native(self.base_url + "/info", self.headers, bounds, _tgi_name)
+        base = self.given_url
+        if self.api.at_root and not base.endswith("/v1"):
+            base += "/v1"  # a native API given the root still lists models at /v1/models
+        return discover_model(
+            base,
+            self.headers,
+            t.timeout_s,
+            t.request_timeout_s,
+            connect_timeout_s=t.connect_timeout_s,
+        )
+
+
+def server_root(url: str) -> str:
+    """The server root of an OpenAI base URL: a trailing /v1 dropped."""
+    url = url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def api_headers(
+    api_key: str | None, headers: dict[str, str], auth: str, defaults: dict[str, str]
+) -> dict[str, str]:
+    """The headers of every request: the user's, the API key the way the API takes it
+    (Authorization: Bearer, or x-api-key), and the API's own defaults (anthropic-version)
+    unless the user gave them."""
+    if auth == "bearer":
+        out = auth_headers(api_key, headers)
+    else:
+        out = dict(headers)
+        if api_key and not any(k.lower() == auth for k in out):
+            out[auth] = api_key
+    given = {k.lower() for k in out}
+    out.update({k: v for k, v in defaults.items() if k.lower() not in given})
+    return out
+
+
+def discover_native(
+    url: str, headers: dict[str, str], bounds: Bounds, name_of: Callable[[Any], str]
+) -> str:
+    """The model a native API names at `url` (Ollama /api/tags, TGI /info); one clear line
+    when that fails."""
+    shown = redact_url(url)
+    try:
+        resp = http_call("GET", url, headers, bounds)
+    except httpx.ConnectError:
+        raise EndpointError(
+            f"cannot connect to {shown}: is the server running? (check --endpoint)"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise EndpointError(f"request to {shown} failed: {type(exc).__name__}") from None
+    if resp.status_code != 200:
+        raise EndpointError(
+            f"{shown} answered HTTP {resp.status_code}; pass --model NAME (check --endpoint)"
+        )
+    try:
+        return name_of(resp.json())
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise EndpointError(f"{shown} did not name a model; pass --model NAME") from None
+
+
+def _ollama_name(data: Any) -> str:
+    return str(data["models"][0]["name"])
+
+
+def _tgi_name(data: Any) -> str:
+    return str(data["model_id"])

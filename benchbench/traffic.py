@@ -63,6 +63,7 @@ def build_traffic(cfg: RunConfig, link: TargetLink | None = None) -> Traffic:
         shape = pooling_shape(cfg.target.api)
         if shape is not None:  # embeddings, rerank: batches of texts, not prompts
             return Traffic(*pooling_traffic(cfg.workload, cfg.load, shape))
+        cfg = _as_wire_shape(cfg)  # responses, messages, native APIs: chat or prompt requests
         if cfg.workload.trace is not None:
             return _trace(cfg.workload, cfg.load, cfg.target, link)
         if cfg.workload.session_turns is not None:
@@ -70,6 +71,17 @@ def build_traffic(cfg: RunConfig, link: TargetLink | None = None) -> Traffic:
         return _synthetic(cfg.workload, cfg.load, cfg.target, link)
     except (ValueError, OSError) as exc:
         raise ConfigError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _as_wire_shape(cfg: RunConfig) -> RunConfig:
+    """The config with --api replaced by the request shape it sends ("chat": messages, or
+    "completions": one prompt), which is all the workload builders need to know."""
+    from loadgen.apis import prompt_shape
+
+    shape = prompt_shape(cfg.target.api)
+    if shape == cfg.target.api:
+        return cfg
+    return cfg.model_copy(update={"target": cfg.target.model_copy(update={"api": shape})})
 
 
 def _planned_n(load: Load) -> int:

@@ -13,7 +13,7 @@ from types import TracebackType
 
 import orjson
 
-from benchbench.sim import formats
+from benchbench.sim import formats, wire_routes
 from benchbench.sim.address import ServedAt
 from benchbench.sim.config import SimConfig
 from benchbench.sim.engine import Engine, Seq
@@ -156,6 +156,8 @@ class SimApp:
                 raise RequestError(400, "tokenize needs a string field 'content'")
             ids = token_ids(text)
             conn.respond(200, orjson.dumps({"tokens": ids, "count": len(ids)}))
+        elif path in wire_routes.ROUTES:  # Responses, Messages, llama.cpp, TGI, Ollama
+            wire_routes.serve(self, request, path, conn)
         else:
             raise RequestError(404, f"no route {path}", "NotFoundError")
 
