@@ -32,6 +32,8 @@ from benchbench.store import BatchWriter, PeriodicCheckpoint, Store, open_store
 from benchbench.target import TargetLink
 from benchbench.traffic import Traffic, build_traffic
 from benchbench.urls import redact_url
+from benchbench.workers.coordinator import WorkersDriver
+from benchbench.workers.plan import plan_workers
 from loadgen.load import RunOutcome
 
 # A run's data reach the .duckdb file itself (not only its write-ahead log) at least this
@@ -81,6 +83,7 @@ def execute(plan: RunPlan) -> RunResult:
         # Plan first: a bad workload fails here, before anything starts or connects.
         link = TargetLink(cfg.target, cfg.target.endpoint) if cfg.target.endpoint else None
         traffic = build_traffic(cfg, link)
+        workers = plan_workers(cfg.load, cfg.output.db, traffic.specs)
         validate_prices(cfg.prices)
         link, sim_metrics = stack.enter_context(_reach_target(cfg, link))
         store = stack.enter_context(_opened(cfg.output.db))
@@ -88,10 +91,16 @@ def execute(plan: RunPlan) -> RunResult:
         run_id = _create_run(store, cfg, plan.group, link, traffic)
         sink = books.RecordSink(BatchWriter(store, run_id, origin))
         collectors = build_collectors(cfg.collect, cfg.target, sim_metrics, plan.nvml)
-        driver = LoadDriver(
-            cfg.load, cfg.target, link, _output_counter(cfg.workload.tokenizer), collectors,
-            sink, signals, clock, plan.on_live,
-        )  # fmt: skip
+        if workers > 1 or cfg.load.ray:  # worker processes, or Ray actors (benchbench.workers)
+            driver: LoadDriver | WorkersDriver = WorkersDriver(
+                cfg.load, cfg.target, link, cfg.workload.tokenizer, collectors, sink, signals,
+                clock, plan.on_live, workers,
+            )  # fmt: skip
+        else:
+            driver = LoadDriver(
+                cfg.load, cfg.target, link, _output_counter(cfg.workload.tokenizer),
+                collectors, sink, signals, clock, plan.on_live,
+            )  # fmt: skip
         try:
             with PeriodicCheckpoint(store, CHECKPOINT_EVERY_S):
                 driven = driver.drive(traffic)
@@ -210,6 +219,7 @@ def _close(
         client=driven.client,
         traffic=traffic.description,
         warnings=tuple(warnings + failures),  # the books last: the line not to miss
+        workers=tuple(driven.workers),
     )
     return status, parts
 

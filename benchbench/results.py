@@ -73,6 +73,32 @@ class ClientOverhead:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """One client worker of a multi-worker run (`bench run --workers N`, `--ray`): where it
+    ran, its own health figures, and its clock's offset from the coordinator's (worker clock
+    minus coordinator clock, measured by round trips; the uncertainty is half the best round
+    trip). `lost`: it died mid-run; its open requests are rows with error kind worker_lost."""
+
+    worker: int
+    pid: int | None = None
+    host: str | None = None
+    node_id: str | None = None
+    cpu_s: float | None = None
+    wall_s: float | None = None
+    cpu_util: float | None = None
+    loop_lag_p99_ms: float | None = None
+    schedule_lag_p99_ms: float | None = None
+    records: int = 0
+    lost: bool = False
+    lost_requests: int = 0  # requests in flight when it died (worker_lost rows)
+    unsent: int = 0  # planned requests dealt to it, or due to it, never sent
+    clock_offset_ns: int | None = None
+    clock_uncertainty_ns: int | None = None
+    clock_offset_end_ns: int | None = None
+    clock_uncertainty_end_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Energy:
     """GPU energy over the measurement window (benchbench.energy); `unavailable` says why
     when nothing was measured, and every figure is then None."""
@@ -195,6 +221,9 @@ class RunResults:
     server: ServerView | None = None
     collectors: dict[str, Any] = field(default_factory=dict)  # stored in runs.collectors
     warnings: tuple[str, ...] = ()  # stored in runs.warnings
+    # One per client worker when the run had more than one (an added section: a run stored
+    # before it reads back with none, so the results version is unchanged).
+    workers: tuple[WorkerHealth, ...] = ()
     version: int = RESULTS_VERSION
 
     def extra(self) -> dict[str, Any]:
@@ -220,6 +249,7 @@ class RunResults:
             server=_from(ServerView, d.get("server")),
             collectors=collectors if isinstance(collectors, dict) else {},
             warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+            workers=tuple(w for w in (_from(WorkerHealth, x) for x in d.get("workers") or []) if w),
             version=int(d.get("version") or RESULTS_VERSION),
         )
 

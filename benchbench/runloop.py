@@ -13,7 +13,7 @@ import itertools
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from benchbench.books import RecordSink
@@ -21,7 +21,7 @@ from benchbench.collect import CollectorSet
 from benchbench.config import Load, Target
 from benchbench.errors import RunError
 from benchbench.live import LiveStats
-from benchbench.results import ClientOverhead
+from benchbench.results import ClientOverhead, WorkerHealth
 from benchbench.signals import Signals
 from benchbench.target import TargetLink
 from benchbench.traffic import Traffic
@@ -51,6 +51,7 @@ class Driven:
     warnings: list[str]
     retries: int = 0
     signalled: bool = False
+    workers: list[WorkerHealth] = field(default_factory=list)  # multi-worker runs only
 
 
 def run_event_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:

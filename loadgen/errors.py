@@ -28,6 +28,10 @@ CANCELLED = "cancelled"  # stopped by the client (Ctrl-C, drain timeout)
 # The client's own code raised on this request: a benchbench bug, never the server's fault.
 # The record is kept so the books balance, and the run is marked failed.
 INTERNAL = "internal"
+# The client worker process (or Ray actor) that sent the request died before it ended
+# (`bench run --workers N`): the request was sent, its outcome is unknown. Like INTERNAL it
+# is the client's failure, never the server's.
+WORKER_LOST = "worker_lost"
 
 # What a server (or the client's own stop) can cause; INTERNAL is apart: it is always a bug.
 ALL = (
