@@ -9,8 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from benchbench.catalogue import DISTRIBUTION_METRICS, INTENDED_METRICS, METRICS
+from benchbench.energy_per_request import text_lines
 from benchbench.live import LiveStats
 from benchbench.metrics import RunSummary
+from benchbench.pooling_summary import pooling_lines
 from benchbench.reasoning import reasoning_lines
 from benchbench.request_metrics import ERROR_ADJUSTED, Distribution
 from benchbench.results import Cost, Energy, ServerView
@@ -81,6 +83,8 @@ def _head(s: RunSummary, header: dict[str, Any] | None) -> Table:
         rate += f" vs requested {s.requested_rate:g}/s"
     head.add_row("rate", rate + f", mean concurrency {_fmt(s.mean_concurrency, 1)}")
     head.add_row("token truth", _token_truth_line(s.token_truth))
+    for label, line in pooling_lines(s.pooling) if s.pooling else ():  # embeddings, rerank
+        head.add_row(label, Text(line))
     if s.prompt_cache:
         head.add_row("prompt cache", Text(prompt_cache_line(s.prompt_cache)))
     if s.reasoning is not None:
@@ -88,6 +92,9 @@ def _head(s: RunSummary, header: dict[str, Any] | None) -> Table:
             head.add_row(label, Text(line))
     if s.results.energy is not None:
         for label, line in energy_lines(s.results.energy):
+            head.add_row(label, Text(line))
+    if s.energy_per_request is not None:
+        for label, line in text_lines(s.energy_per_request):
             head.add_row(label, Text(line))
     if s.results.cost is not None:
         head.add_row("cost", cost_line(s.results.cost))

@@ -15,6 +15,8 @@ import duckdb
 # a store reads it through this module.
 import benchbench.results_v1  # noqa: F401
 from benchbench.cache import served_cache
+from benchbench.energy_per_request import EnergyPerRequest, energy_per_request
+from benchbench.pooling_summary import pooling_summary
 from benchbench.reasoning import ReasoningSummary, reasoning_summary
 from benchbench.request_metrics import (
     DISTRIBUTIONS,
@@ -67,6 +69,12 @@ class RunSummary:
     # Reasoning / tool-call phases (benchbench.reasoning): TTFA, tokens and TPOT per phase;
     # None when no request reasoned or called a tool.
     reasoning: ReasoningSummary | None = None
+    # Embeddings / rerank figures (benchbench.pooling_summary.PoolingFigures as a dict):
+    # inputs/s, input tok/s, latency; None for a generation run.
+    pooling: dict[str, Any] | None = None
+    # The window's energy attributed to its requests (benchbench.energy_per_request);
+    # None without energy samples.
+    energy_per_request: EnergyPerRequest | None = None
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -127,9 +135,15 @@ def summarize(
     )
     summary.prompt_cache = prompt_cache(con, run_id, summary.results)
     summary.reasoning = reasoning_summary(con, run_id)
+    summary.pooling = pooling_summary(con, run_id, window_s)
+    summary.energy_per_request = energy_per_request(con, run_id, _gross_j(summary.results))
     if slos:
         summary.goodput = goodput(con, run_id, slos, window_s)
     return summary
+
+
+def _gross_j(results: RunResults) -> float | None:
+    return results.energy.gross_j if results.energy is not None else None
 
 
 def prompt_cache(
