@@ -45,6 +45,13 @@ _SPECS = (
     MetricSpec("e2e_adj_ms", "ms", "E2E (failed=∞)", "E2E, each failed request +inf"),
     MetricSpec("input_tokens", "tokens", "input length", "prompt tokens per request"),
     MetricSpec("output_tokens", "tokens", "output length", "output tokens per request"),
+    # Embeddings and rerank (benchbench.pooling_summary): latency, inputs/s, input tok/s.
+    MetricSpec("latency_ms", "ms", "latency", "request sent -> response closed (embeddings, "
+               "rerank)"),
+    MetricSpec("inputs_per_s", "inputs/s", "inputs/s", "inputs (rerank: documents) / window",
+               "higher", False),
+    MetricSpec("input_tok_s", "tok/s", "input tok/s", "input tokens / window (embeddings, "
+               "rerank)", "higher", False),
     MetricSpec("output_tok_s", "tok/s", "output tok/s", "output tokens / window", "higher", False),
     MetricSpec("total_tok_s", "tok/s", "total tok/s", "all tokens / window", "higher", False),
     MetricSpec("requests_s", "req/s", "req/s", "ok requests / window", "higher", False),

@@ -18,7 +18,7 @@ import duckdb
 
 from benchbench.request_metrics import distribution
 
-__all__ = ["PoolingFigures", "pooling_figures", "pooling_lines"]
+__all__ = ["PoolingFigures", "pooling_figures", "pooling_lines", "pooling_summary"]
 
 CLIENT_NOTE = "input_tokens_source: client_tokenizer"  # loadgen.api_embeddings.CLIENT_COUNT_NOTE
 
@@ -45,6 +45,8 @@ def pooling_figures(
     con: duckdb.DuckDBPyConnection, run_id: int, window_s: float
 ) -> PoolingFigures | None:
     """The run's pooling figures; None for a run that sent no inputs (a generation run)."""
+    if not _has_inputs_column(con):  # a store opened read-only from before migration 008
+        return None
     row = con.execute(
         f"""SELECT count(*), coalesce(sum(inputs), 0), coalesce(sum(input_tokens), 0),
                    count(input_tokens) FILTER (WHERE NOT {_CLIENT}),
@@ -74,6 +76,22 @@ def pooling_figures(
         tokens_unknown=unknown,
         latency_ms=asdict(latency),
     )
+
+
+def pooling_summary(
+    con: duckdb.DuckDBPyConnection, run_id: int, window_s: float
+) -> dict[str, Any] | None:
+    """RunSummary.pooling: the figures as plain data (JSON), or None for a generation run."""
+    figures = pooling_figures(con, run_id, window_s)
+    return None if figures is None else figures.to_dict()
+
+
+def _has_inputs_column(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        """SELECT count(*) FROM information_schema.columns
+           WHERE table_name = 'requests' AND column_name = 'inputs'"""
+    ).fetchone()
+    return bool(row and row[0])
 
 
 _CLIENT = f"coalesce(notes, '') LIKE '%{CLIENT_NOTE}%'"

@@ -78,6 +78,12 @@ DISTRIBUTIONS: dict[str, tuple[str, str, str]] = {
     ),
     "input_tokens": ("input_tokens", _OK, "ok requests, server usage"),
     "output_tokens": ("output_tokens", _OK, "ok requests, server usage"),
+    # Embeddings / rerank (benchbench.pooling_summary): no token events, so send to close.
+    "latency_ms": (
+        "(closed_ns - sent_ns) / 1e6",
+        _OK + " AND n_events = 0",
+        "ok requests without token events (embeddings, rerank)",
+    ),
 }
 
 # Failed (errored, not cancelled) measured requests, each counted as +inf.

@@ -144,6 +144,8 @@ def run_level(summary: RunSummary, name: str) -> float | None:
         return summary.errored / summary.sent if summary.sent else None
     if name in ("output_tok_s", "total_tok_s", "requests_s"):
         return getattr(summary, name)
+    if name in ("inputs_per_s", "input_tok_s"):  # embeddings, rerank
+        return (summary.pooling or {}).get(name)
     if name == "j_per_output_token":
         return summary.results.energy.j_per_output_token if summary.results.energy else None
     if name == "usd_per_1m_output_tokens":
