@@ -16,6 +16,7 @@ from benchbench.urls import redact_url
 
 if TYPE_CHECKING:
     from benchbench.config import Target
+    from loadgen.endpoints import Endpoint
 
 T = TypeVar("T")
 
@@ -158,6 +159,13 @@ class TargetLink:
         if self._model is None:
             self._model = self._discover()
         return self._model
+
+    def endpoint(self, stream: bool, count_output: Callable[[str], int] | None) -> Endpoint:
+        """The run's Endpoint for --api (built in or a plugin), for this link's model."""
+        from loadgen.apis import AdapterOptions, make_endpoint
+
+        options = AdapterOptions(model=self.model(), stream=stream, count_output=count_output)
+        return make_endpoint(self.target.api, options)
 
     def _discover(self) -> str:
         t, how = self.target, self.api.models
