@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from benchbench.errors import EndpointError
+from benchbench.errors import ConfigError, EndpointError
 from benchbench.urls import redact_url
 
 if TYPE_CHECKING:
@@ -144,10 +144,13 @@ class TargetLink:
     (llamacpp, tgi, ollama-*) the server root, a trailing /v1 dropped."""
 
     def __init__(self, target: Target, base_url: str) -> None:
-        from loadgen.apis import lookup
+        from loadgen.apis import BadAdapter, lookup
 
         self.target = target
-        self.api = lookup(target.api)
+        try:
+            self.api = lookup(target.api)
+        except BadAdapter as exc:
+            raise ConfigError(str(exc)) from None
         self.given_url = base_url.rstrip("/")
         self.base_url = server_root(self.given_url) if self.api.at_root else self.given_url
         self.headers = api_headers(
@@ -162,10 +165,13 @@ class TargetLink:
 
     def endpoint(self, stream: bool, count_output: Callable[[str], int] | None) -> Endpoint:
         """The run's Endpoint for --api (built in or a plugin), for this link's model."""
-        from loadgen.apis import AdapterOptions, make_endpoint
+        from loadgen.apis import AdapterOptions, BadAdapter, make_endpoint
 
         options = AdapterOptions(model=self.model(), stream=stream, count_output=count_output)
-        return make_endpoint(self.target.api, options)
+        try:
+            return make_endpoint(self.target.api, options)
+        except BadAdapter as exc:  # a plugin that does not load: one line, not a traceback
+            raise ConfigError(str(exc)) from None
 
     def _discover(self) -> str:
         t, how = self.target, self.api.models
