@@ -15,7 +15,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from benchbench import __version__, cli_energy, cli_gate, cli_report, cli_run, cli_traffic
+from benchbench import (
+    __version__,
+    cli_calibrate,
+    cli_energy,
+    cli_gate,
+    cli_report,
+    cli_run,
+    cli_traffic,
+)
 from benchbench.cli_guard import guard_commands
 from benchbench.sim.cli import sim_command
 
@@ -101,7 +109,7 @@ def show_command(
 
 
 app.command("sim")(sim_command)
-for _module in (cli_traffic, cli_energy, cli_report, cli_gate):
+for _module in (cli_traffic, cli_energy, cli_report, cli_gate, cli_calibrate):
     _module.register(app)
 guard_commands(app)
 

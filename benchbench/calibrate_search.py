@@ -1,0 +1,88 @@
+"""The ceiling search of `bench calibrate`: the highest load a probe holds, found by ramping
+(each step a factor up) until a probe fails, then bisecting between the last pass and the first
+fail. Bounded twice: at most `max_steps` probes, and none started after the deadline. Pure
+(the probe and the clock are injected), so it is tested without running anything."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+# What a probe reports besides pass/fail (its figures), kept for the best passing level.
+F = TypeVar("F")
+
+
+@dataclass(frozen=True, slots=True)
+class Probe(Generic[F]):
+    passed: bool
+    figures: F
+
+
+@dataclass
+class SearchResult(Generic[F]):
+    """The highest level that passed (None when even the first failed) and its figures."""
+
+    best: float | None = None
+    best_figures: F | None = None
+    first_fail: float | None = None
+    last_figures: F | None = None  # the latest probe's, passed or not
+    steps: list[tuple[float, bool]] = field(default_factory=list)
+    # Why the search stopped early: "steps", "time", "ceiling" (the ramp's top passed).
+    cut: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBounds:
+    start: float
+    ceiling: float  # the ramp never probes above this
+    factor: float = 2.0
+    max_steps: int = 12
+    budget_s: float = 120.0
+    # Bisect until the bracket [pass, fail] is this tight (fail / pass - 1).
+    resolution: float = 0.05
+
+
+def search_max(
+    probe: Callable[[float], Probe[F]],
+    bounds: SearchBounds,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult[F]:
+    """The highest level in [start, ceiling] that `probe` passes (see the module docstring)."""
+    if not 0 < bounds.start <= bounds.ceiling or bounds.factor <= 1 or bounds.max_steps < 1:
+        raise ValueError(f"bad search bounds {bounds}")
+    result: SearchResult[F] = SearchResult()
+    deadline = clock() + bounds.budget_s
+
+    def try_level(level: float) -> bool | None:
+        if len(result.steps) >= bounds.max_steps:
+            result.cut = "steps"
+            return None
+        if result.steps and clock() >= deadline:
+            result.cut = "time"
+            return None
+        outcome = probe(level)
+        result.steps.append((level, outcome.passed))
+        result.last_figures = outcome.figures
+        if outcome.passed and (result.best is None or level > result.best):
+            result.best, result.best_figures = level, outcome.figures
+        elif not outcome.passed and (result.first_fail is None or level < result.first_fail):
+            result.first_fail = level
+        return outcome.passed
+
+    level = bounds.start
+    while True:  # the ramp: bounded by the ceiling and by try_level's step and time limits
+        passed = try_level(level)
+        if passed is None or not passed:
+            break
+        if level >= bounds.ceiling:
+            result.cut = "ceiling"
+            return result
+        level = min(level * bounds.factor, bounds.ceiling)
+    if result.best is None or result.first_fail is None or result.cut is not None:
+        return result
+    while result.first_fail / result.best - 1 > bounds.resolution:  # bisect (geometric)
+        if try_level((result.best * result.first_fail) ** 0.5) is None:
+            break
+    return result
