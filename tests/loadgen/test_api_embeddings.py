@@ -113,7 +113,8 @@ def _run(specs: Sequence[RequestSpec], endpoint, config: SimConfig, n: int) -> l
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_the_simulator_serves_batches_and_counts_every_input_token(batch: int) -> None:
-    wl = PoolingWorkload("embeddings", parse_length("uniform:min=4,max=40"), batch_size=batch, seed=3)
+    lengths = parse_length("uniform:min=4,max=40")
+    wl = PoolingWorkload("embeddings", lengths, batch_size=batch, seed=3)
     specs = [s for s, _ in zip(wl.specs(), range(12), strict=False)]
     records = _run(specs, EmbeddingsEndpoint("sim-llm"), SimConfig(fast=True), 12)
     assert len(records) == 12
