@@ -142,6 +142,8 @@ def _latency_table(s: RunSummary) -> Table:
             continue
         if key in ERROR_ADJUSTED and not s.errored:  # the same as the ok-only row then
             continue
+        if key in ERROR_ADJUSTED and s.pooling:  # embeddings, rerank: no tokens to time
+            continue
         label = METRICS[key].label
         digits = 0 if key.endswith("tokens") else 2
         table.add_row(
