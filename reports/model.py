@@ -154,6 +154,9 @@ class RunReport:
     cache: PromptCache | None = None
     energy_verdict: Verdict | None = None  # None: no energy measured
     marks: tuple[str, ...] = ()  # short flags beside the title: "warm cache", ...
+    # Latency with each failed request as +inf (label, {n, failed, mean, p50, ..., unit}).
+    adjusted: tuple[tuple[str, dict[str, Any]], ...] = ()
+    energy_per_request: dict[str, Any] | None = None  # benchbench.energy_per_request, as data
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ page's collector."""
 
 from __future__ import annotations
 
-from reports import charts
+from reports import charts, per_request
 from reports.fmt import NOT_MEASURED, duration, esc, num, usd
 from reports.html import Page, kv_table, note_list, table
 from reports.model import RunReport, Verdict
@@ -22,6 +22,7 @@ def run_section(page: Page, run: RunReport, full: bool) -> str:
     if full:
         out += [_latency(page, run), _over_time(page, run), _server(page, run)]
         out += [_energy(page, run), _cost(page, run), _errors(page, run)]
+        out.append(per_request.section(run.adjusted, run.energy_per_request))
     out += [_config(run), _notes(run), "</section>"]
     return "\n".join(out)
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import duckdb
 
+from benchbench.calibrate_headroom import client_headroom
 from benchbench.metrics import RunSummary, summarize
 from benchbench.report_data.latency import MAX_POINTS, cdfs, distribution_rows, scatters
 from benchbench.report_data.marks import energy_verdict, prompt_cache, run_marks
+from benchbench.report_data.per_request import adjusted_rows, energy_rows
 from benchbench.report_data.series import (
     MAX_BUCKETS,
     bucket_width_ns,
@@ -122,7 +124,10 @@ def gather_run(
         cost=asdict(cost),
         price_inputs={k: run.config[k] for k in PRICE_KEYS if run.config.get(k) is not None},
         config=run.config,
-        facts=facts(run, s, collectors, cache),
+        facts={
+            **facts(run, s, collectors, cache),
+            **client_headroom(con, run_id, run.host, run.config, s),
+        },
         warnings=s.warnings,
         notes=tuple(notes),
         gpu_count=gpu_count(collectors, run.config, energy, len(devices)),
@@ -136,6 +141,8 @@ def gather_run(
         cache=cache,
         energy_verdict=verdict,
         marks=run_marks(cache, verdict),
+        adjusted=adjusted_rows(s),
+        energy_per_request=energy_rows(s),
     )
 
 

@@ -70,8 +70,8 @@ def energy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     with SimProcess(sim) as proc:
         cfg = make_config(
             endpoint=proc.base_url, db=str(db), concurrency=4, requests=30,
-            input_len="uniform:min=20,max=400", output_len="uniform:min=4,max=60", gpus="0,1", idle_seconds=0.2,
-            sample_hz=100.0, seed=11,
+            input_len="uniform:min=20,max=400", output_len="uniform:min=4,max=60",
+            gpus="0,1", idle_seconds=0.2, sample_hz=100.0, seed=11,
         )  # fmt: skip
         run_id = run_benchmark(cfg, nvml=nvml).run_id
     return db, run_id
@@ -112,3 +112,20 @@ def test_energy_per_request_is_in_the_json_and_on_the_console(
     buf = io.StringIO()
     print_summary(Console(file=buf, width=160), s)
     assert "J per request" in buf.getvalue()
+
+
+def test_the_report_shows_energy_per_request_by_length(energy_run: tuple[Path, int]) -> None:
+    from benchbench.report_data.run import gather_run
+    from reports.html import Page
+    from reports.run_page import run_section
+
+    db, run_id = energy_run
+    store = open_store(str(db), read_only=True)
+    try:
+        run = gather_run(store.con, run_id)
+    finally:
+        store.close()
+    assert run.energy_per_request is not None
+    html = run_section(Page(), run, full=True)
+    for heading in ("Energy per request", "By input length", "By output length"):
+        assert heading in html

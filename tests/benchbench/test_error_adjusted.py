@@ -152,3 +152,16 @@ def test_a_server_that_refuses_fast_looks_bad_only_in_the_adjusted_figures(
     result = GateResult("honest", "refusing", (honest,), (refusing,), (adj_rule,), 0.95, "test")
     row = json.loads(to_json(result))["results"][0]
     assert row["candidate"] is None and "candidate" in row["infinite"]
+
+
+def test_the_report_shows_the_adjusted_table_with_infinity(small_run) -> None:
+    from benchbench.report_data.run import gather_run
+    from reports.html import Page
+    from reports.run_page import run_section
+
+    store, run_id = small_run
+    run = gather_run(store.con, run_id)
+    label, ttft = run.adjusted[0]
+    assert label == "TTFT (failed=∞)" and ttft["failed"] == 2 and ttft["p99"] == math.inf
+    html = run_section(Page(), run, full=True)
+    assert "Latency with failures counted" in html and "∞" in html
