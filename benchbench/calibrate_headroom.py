@@ -4,7 +4,7 @@ run's report shows next to its result."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -17,6 +17,10 @@ from benchbench.calibrate import (
     read_capacity,
     recommended_workers,
 )
+
+if TYPE_CHECKING:
+    from benchbench.config import RunConfig
+    from benchbench.metrics import RunSummary
 
 
 def worker_count(workers: str | int | None, cap: Capacity, store_path: str | None = None,
@@ -79,13 +83,15 @@ def _fits(row: WorkerRow, rate: float | None, concurrency: int | None) -> bool:
 
 def client_headroom(
     con: duckdb.DuckDBPyConnection,
+    run_id: int,
     host: dict[str, Any],
     config: dict[str, Any],
-    achieved_rate: float | None,
-    output_tok_s: float | None,
+    summary: RunSummary,
 ) -> dict[str, dict[str, Any]]:
     """{"client headroom": facts} for a run's report (empty when the run's host has no
-    calibration in this store): the share of the calibrated ceilings the run used."""
+    calibration in this store): the share of the calibrated ceilings the run used. Streamed
+    events/s, not tokens/s, are compared with the tokens/s ceiling: it was measured at one
+    token per event, and the client's cost is per event however many tokens one carries."""
     hostname = host.get("hostname")
     cap = read_capacity(con, str(hostname)) if hostname else None
     if cap is None:
@@ -94,18 +100,22 @@ def client_headroom(
     row = cap.row(n)
     if row is None:
         return {}
+    events = con.execute("SELECT count(*) FROM token_events WHERE run_id = ?", [run_id]).fetchone()
+    window_s = summary.window_s or 0.0
+    events_per_s = events[0] / window_s if events and window_s > 0 else None
     facts: dict[str, Any] = {
         "calibrated": f"{str(cap.created_at)[:16]} ({'quick' if cap.quick else 'full'}, "
         f"{cap.cores} cores, benchbench {cap.version})",
         "workers": n,
         "calibrated max rate (req/s)": row.max_rate,
-        "rate used (share of max)": _share(achieved_rate, row.max_rate),
+        "rate used (share of max)": _share(summary.achieved_rate, row.max_rate),
         "calibrated max tokens/s": row.max_tokens_per_s,
-        "tokens/s used (share of max)": _share(output_tok_s, row.max_tokens_per_s),
+        "streamed events/s": events_per_s,
+        "events/s used (share of max tokens/s)": _share(events_per_s, row.max_tokens_per_s),
         "client CPU-s per 1M tokens (calibrated)": row.cpu_s_per_1m_tokens,
     }
-    used = [v for v in (facts["rate used (share of max)"], facts["tokens/s used (share of max)"])
-            if v is not None]  # fmt: skip
+    shares = (facts["rate used (share of max)"], facts["events/s used (share of max tokens/s)"])
+    used = [v for v in shares if v is not None]
     facts["reading"] = (
         None if not used
         else "client near its ceiling: figures may include client delay" if max(used) > HEADROOM
@@ -116,3 +126,18 @@ def client_headroom(
 
 def _share(used: float | None, ceiling: float | None) -> float | None:
     return round(used / ceiling, 3) if used is not None and ceiling else None
+
+
+def warn_before_run(
+    cfg: RunConfig, rates: list[float] | None = None, concurrencies: list[int] | None = None
+) -> str | None:
+    """`bench run`'s check before it starts: the warning (printed to stderr, and returned)
+    when the highest load it will ask for exceeds the calibrated capacity."""
+    rate = max(rates) if rates else cfg.load.rate
+    conc = max(concurrencies) if concurrencies else cfg.load.concurrency
+    line = load_warning(cfg.output.db, rate, conc, cfg.load.workers)
+    if line:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[yellow]warning:[/] {line}")
+    return line

@@ -45,6 +45,9 @@ def run_command(
     if print_config:
         print(to_toml(cfg), end="")
         return
+    from benchbench.calibrate_headroom import warn_before_run
+
+    warn_before_run(cfg, rates, concurrencies)
     sweep = (rates and len(rates) > 1) or (concurrencies and len(concurrencies) > 1)
     if sweep or cfg.output.repeat > 1:
         group = run_group(cfg, rates, concurrencies, quiet=quiet, as_json=as_json)
