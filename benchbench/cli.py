@@ -96,11 +96,28 @@ def show_command(
     db: DbOpt = "bench.duckdb",
     slo: Annotated[str | None, typer.Option(help="SLOs for goodput, e.g. ttft_p99_ms=500.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_tool: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Print the run in a peer tool's metric names and definitions: "
+            "vllm, aiperf, guidellm, inference-perf or mlperf.",
+        ),
+    ] = None,
 ) -> None:
     """Print one run's summary."""
     from benchbench.console import print_summary
     from benchbench.queries import run_summary
 
+    if as_tool is not None:
+        from benchbench.peers import peer_report, peer_table
+
+        report = peer_report(db, run, as_tool)
+        if as_json:
+            print(json.dumps(report.to_dict(), default=str))
+        else:
+            Console().print(peer_table(report))
+        return
     summary, header = run_summary(db, run, slo)
     if as_json:
         print(json.dumps(summary.to_dict(), default=str))

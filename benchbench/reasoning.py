@@ -73,11 +73,12 @@ def phase_rows_sql(run_id: int) -> str:
                    max(t_ns) FILTER (WHERE kind IS DISTINCT FROM 'reasoning') AS answer_last_ns,
                    count(*) FILTER (WHERE kind = 'reasoning') AS reasoning_events,
                    count(*) FILTER (WHERE kind IS NULL OR kind = 'answer') AS answer_events,
-                   count(*) FILTER (WHERE kind = 'tool_call') AS tool_call_events
+                   count(*) FILTER (WHERE kind = 'tool_call') AS tool_call_events,
+                   min(t_ns) FILTER (WHERE seq = 1) AS second_token_ns
             FROM token_events WHERE run_id = {rid} GROUP BY idx)
         SELECT r.idx, r.sent_ns, r.first_token_ns, r.first_event_ns, r.last_token_ns,
-               r.output_tokens, r.reasoning_tokens,
-               r.output_tokens - r.reasoning_tokens AS answer_tokens, ev.*
+               r.closed_ns, r.input_tokens, r.output_tokens, r.reasoning_tokens,
+               r.output_tokens - r.reasoning_tokens AS answer_tokens, ev.* EXCLUDE (idx)
         FROM requests r JOIN ev ON ev.idx = r.idx
         WHERE r.run_id = {rid} AND r.error_kind IS NULL AND NOT r.warmup
     """
