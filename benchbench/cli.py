@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from benchbench import (
     __version__,
+    cli_apis,
     cli_calibrate,
     cli_energy,
     cli_gate,
@@ -126,7 +127,7 @@ def show_command(
 
 
 app.command("sim")(sim_command)
-for _module in (cli_traffic, cli_energy, cli_report, cli_gate, cli_calibrate):
+for _module in (cli_traffic, cli_energy, cli_report, cli_gate, cli_calibrate, cli_apis):
     _module.register(app)
 guard_commands(app)
 
