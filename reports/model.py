@@ -157,6 +157,10 @@ class RunReport:
     # Latency with each failed request as +inf (label, {n, failed, mean, p50, ..., unit}).
     adjusted: tuple[tuple[str, dict[str, Any]], ...] = ()
     energy_per_request: dict[str, Any] | None = None  # benchbench.energy_per_request, as data
+    # Embeddings / rerank (benchbench.pooling_summary figures, pooling_report's CDF and rates).
+    pooling: dict[str, Any] | None = None
+    pooling_latency: Cdf | None = None
+    pooling_rates: Timeline | None = None
 
 
 @dataclass(frozen=True, slots=True)

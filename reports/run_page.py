@@ -9,6 +9,7 @@ from reports import charts, per_request
 from reports.fmt import NOT_MEASURED, duration, esc, num, usd
 from reports.html import Page, kv_table, note_list, table
 from reports.model import RunReport, Verdict
+from reports.pooling_charts import pooling_section
 from reports.safety import mask_secrets
 
 _SKIP_KEYS = {"warnings", "notes", "unavailable", "verdict"}
@@ -23,6 +24,7 @@ def run_section(page: Page, run: RunReport, full: bool) -> str:
         out += [_latency(page, run), _over_time(page, run), _server(page, run)]
         out += [_energy(page, run), _cost(page, run), _errors(page, run)]
         out.append(per_request.section(run.adjusted, run.energy_per_request))
+        out.append(pooling_section(page, run))  # embeddings, rerank; "" otherwise
     out += [_config(run), _notes(run), "</section>"]
     return "\n".join(out)
 

@@ -14,6 +14,7 @@ import duckdb
 
 from benchbench.calibrate_headroom import client_headroom
 from benchbench.metrics import RunSummary, summarize
+from benchbench.pooling_report import pooling_latency_cdf, pooling_rates
 from benchbench.report_data.latency import MAX_POINTS, cdfs, distribution_rows, scatters
 from benchbench.report_data.marks import energy_verdict, prompt_cache, run_marks
 from benchbench.report_data.per_request import adjusted_rows, energy_rows
@@ -143,6 +144,9 @@ def gather_run(
         marks=run_marks(cache, verdict),
         adjusted=adjusted_rows(s),
         energy_per_request=energy_rows(s),
+        pooling=s.pooling,
+        pooling_latency=pooling_latency_cdf(con, run_id, s, notes),
+        pooling_rates=pooling_rates(con, run_id, span, bucket_ns) if s.pooling else None,
     )
 
 

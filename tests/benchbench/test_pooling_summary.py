@@ -16,8 +16,10 @@ from benchbench.console import print_summary
 from benchbench.gate.data import request_values, run_level
 from benchbench.metrics import summarize
 from benchbench.pooling_summary import CLIENT_NOTE, pooling_figures
+from benchbench.report_data import gather_report
 from benchbench.store import Store, open_store
 from loadgen.spec import RequestRecord
+from reports import render_html
 from tests.benchbench.runs import record, write_run
 
 MS = 1_000_000
@@ -91,3 +93,21 @@ def test_the_console_shows_pooling_rows_and_no_ttft(tmp_path: Path) -> None:
     assert "2/4 counted by the server, 1 by the client tokenizer, 1 unknown" in text
     assert "TTFT" not in text and "TPOT" not in text
     assert "latency" in text
+
+
+def test_the_report_draws_the_latency_distribution_and_inputs_over_time(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    pooled = write_run(store, RECORDS)
+    chat = write_run(store, [record(i, i * 50 * MS, 20 * MS) for i in range(4)])
+    report = gather_report(store.con, [pooled, chat])
+    run, other = report.runs
+    assert run.pooling_latency is not None and run.pooling_latency.n == 4
+    assert run.pooling_latency.values == pytest.approx((10.0, 20.0, 30.0, 50.0))
+    assert run.pooling_rates is not None
+    assert sum(run.pooling_rates.series["inputs/s"]) * run.pooling_rates.bucket_s == pytest.approx(
+        14
+    )
+    assert other.pooling is None and other.pooling_latency is None
+    page = render_html(report, plotly_js="/* plotly */")
+    assert page.count("Embeddings / rerank") == 1
+    assert "Latency CDF" in page and "Inputs/s over time" in page
