@@ -30,7 +30,10 @@ def _specs(api: str, n: int, max_tokens: int, ignore_eos: bool = True) -> list[R
     for i in range(n):
         words = " ".join(["word"] * (5 + i))
         if lookup(api).shape == "chat":
-            messages = ({"role": "system", "content": "be brief"}, {"role": "user", "content": words})
+            messages = (
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": words},
+            )
             out.append(RequestSpec(i, messages=messages, max_tokens=max_tokens, extra_body=extra))
         else:
             out.append(RequestSpec(i, prompt=words, max_tokens=max_tokens, extra_body=extra))
