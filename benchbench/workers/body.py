@@ -65,9 +65,10 @@ def node_info() -> dict[str, Any]:
 class Feed:
     """The worker's work as the coordinator hands it over: asks for more below one chunk."""
 
-    def __init__(self, ask: Callable[[int], None]) -> None:
+    def __init__(self, ask: Callable[[int], None], chunk: int = FEED_CHUNK) -> None:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._ask = ask
+        self._chunk = chunk
         self._asked = False
         self._ended = False
         self.stopped = threading.Event()
@@ -85,9 +86,9 @@ class Feed:
         behind (asked for more a chunk earlier), or until stop()."""
         if self._ended:
             return None
-        if not self._asked and self._queue.qsize() < FEED_CHUNK:
+        if not self._asked and self._queue.qsize() < self._chunk:
             self._asked = True
-            self._ask(FEED_CHUNK)
+            self._ask(self._chunk)
         while not self.stopped.is_set():
             try:
                 item = self._queue.get(timeout=0.5)
@@ -171,7 +172,7 @@ class WorkerBody:
     def __init__(self, setup: WorkerSetup, send: Send) -> None:
         self.setup, self.w = setup, setup.share.worker
         self._send = send
-        self.feed = Feed(lambda n: send(("more", self.w, n)))
+        self.feed = Feed(lambda n: send(("more", self.w, n)), setup.share.feed_chunk)
         self._go = threading.Event()
         self._origin = 0
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -28,7 +28,7 @@ from benchbench.target import TargetLink
 from benchbench.traffic import Traffic
 from benchbench.workers import tally
 from benchbench.workers.body import WorkerSetup
-from benchbench.workers.plan import FEED_CHUNK, Dealer, check_picklable, planned_items, shares
+from benchbench.workers.plan import Dealer, check_picklable, planned_items, shares
 from loadgen.httpcommon import HttpSettings
 from loadgen.load import SessionSource
 
@@ -167,7 +167,7 @@ class WorkersDriver:
         kind, w = msg[0], msg[1]
         if kind == "more":
             links = self.books.links
-            items = self.dealer.take(w, max(int(msg[2]), FEED_CHUNK))
+            items = self.dealer.take(w, max(1, int(msg[2])))
             links[w].send(("feed", items, self.dealer.done_for(w)))
         elif kind == "pong":
             future = self._pongs.get(w)

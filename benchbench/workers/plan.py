@@ -66,6 +66,9 @@ class Share:
     max_requests: int | None  # measured requests (an upper bound when dealt on demand)
     warmup: int
     in_flight_limit: int
+    # Items it asks for at a time, and holds at least before asking again. Closed loop keeps
+    # this near its concurrency, so a budget is shared among the workers as they free up.
+    feed_chunk: int = FEED_CHUNK
 
 
 def shares(
@@ -85,13 +88,14 @@ def shares(
             n_total = None if total is None else len(dealt_positions(total, workers, w))
             n_warm = len(dealt_positions(warmup, workers, w))
             n = None if n_total is None else n_total - n_warm
-            out.append(Share(w, None, n, n_warm, limit))
+            out.append(Share(w, None, n, n_warm, limit, FEED_CHUNK))
             continue
         conc = None if open_loop else split_count(concurrency or 1, workers, w)
         n = None if budget is None else split_count(budget, workers, w)
         if not sessions and budget is not None:
             n = budget  # requests are handed out on demand: the dealer holds the budget
-        out.append(Share(w, conc, n, split_count(warmup, workers, w), limit))
+        chunk = FEED_CHUNK if conc is None else max(4, 2 * conc)
+        out.append(Share(w, conc, n, split_count(warmup, workers, w), limit, chunk))
     return out
 
 
