@@ -20,6 +20,7 @@ from benchbench import (
     cli_apis,
     cli_calibrate,
     cli_energy,
+    cli_export,  # `bench export` (replaces cli_gate's Parquet-only one)
     cli_gate,
     cli_report,
     cli_run,
@@ -127,7 +128,7 @@ def show_command(
 
 
 app.command("sim")(sim_command)
-for _module in (cli_traffic, cli_energy, cli_report, cli_gate, cli_calibrate, cli_apis):
+for _module in (cli_traffic, cli_energy, cli_report, cli_gate, cli_export, cli_calibrate, cli_apis):
     _module.register(app)
 guard_commands(app)
 
