@@ -12,9 +12,11 @@ Two sources, in order of preference:
   cache_hit_rate gauge. These cover every request the server served while scraped (warm-up
   and other clients' too), so they are only the fallback.
 
-A share is None when neither source says: unknown, never 0. Compare it with the reuse the
-workload itself implies (the traffic description's `ideal_prefix_hit`): a share far above it
-means the server remembered an earlier run (see `bench run --no-salt`).
+A share is None when neither source says: unknown, never 0. `expected_cache` compares it
+request by request with what the workload itself expects (prefix-cache truth). Compare it
+also with the reuse the workload itself implies (the traffic description's
+`ideal_prefix_hit`): a share far above it means the server remembered an earlier run (see
+`bench run --no-salt`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ import duckdb
 
 from collectors.prometheus import NORMALIZE
 
-__all__ = ["ServedCache", "counter_increase", "served_cache", "served_cache_of"]
+__all__ = [
+    "ExpectedCache",
+    "ServedCache",
+    "counter_increase",
+    "expected_cache",
+    "served_cache",
+    "served_cache_of",
+]
 
 _PROMETHEUS = ("prefix_hit_tokens", "prefix_query_tokens", "prompt_tokens", "prefix_hit")
 
@@ -47,8 +56,64 @@ class ServedCache:
 
 def served_cache(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
     """served_cache_of as a plain dict (share, source, cached_tokens, prompt_tokens,
-    requests, measured), for summaries and JSON."""
-    return asdict(served_cache_of(con, run_id))
+    requests, measured), with the workload's expectation beside it (expected_cache), for
+    summaries and JSON."""
+    return {**asdict(served_cache_of(con, run_id)), **asdict(expected_cache(con, run_id))}
+
+
+# A workload claims reuse when it expects at least this share of its prompt tokens cached,
+# and it "did not produce" it when the server served less than this fraction of that claim.
+CLAIM_MIN_SHARE = 0.05
+SHORTFALL = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedCache:
+    """Prefix-cache truth: the prompt tokens the workload expected a perfect prefix cache to
+    serve (RequestSpec.cached_input_tokens_expected: a warm shared system prompt, a session's
+    earlier turns, a trace's repeated hash blocks) beside what the server said it served, over
+    the same measured requests (ok, not warm-up, both counts known)."""
+
+    expected_share: float | None  # expected cached / prompt tokens; None = no claim
+    expected_tokens: float | None = None
+    expected_requests: int = 0  # measured requests that carry an expectation
+    served_share_same: float | None = None  # served / prompt over requests with both
+    compared_requests: int = 0
+    reuse_warning: str | None = None  # the workload did not get the reuse it claims
+
+
+def expected_cache(con: duckdb.DuckDBPyConnection, run_id: int) -> ExpectedCache:
+    """Expected vs served prefix-cache share of the run's measured requests, and a warning
+    when the workload claims reuse the server did not give."""
+    row = con.execute(
+        """SELECT count(*), sum(cached_input_tokens_expected), sum(input_tokens),
+                  count(*) FILTER (WHERE cached_input_tokens IS NOT NULL),
+                  sum(cached_input_tokens_expected) FILTER (WHERE cached_input_tokens IS NOT NULL),
+                  sum(least(cached_input_tokens, input_tokens))
+                      FILTER (WHERE cached_input_tokens IS NOT NULL),
+                  sum(input_tokens) FILTER (WHERE cached_input_tokens IS NOT NULL)
+           FROM requests
+           WHERE run_id = ? AND error_kind IS NULL AND NOT warmup
+             AND cached_input_tokens_expected IS NOT NULL AND input_tokens > 0""",
+        [run_id],
+    ).fetchone()
+    n, expected, prompt, compared, expected_same, served, prompt_same = row or (0,) * 7
+    if not n or not prompt:
+        return ExpectedCache(None)
+    share = min(1.0, float(expected) / float(prompt))
+    if not compared or not prompt_same:
+        return ExpectedCache(share, float(expected), int(n))
+    claim = min(1.0, float(expected_same) / float(prompt_same))
+    got = float(served) / float(prompt_same)
+    warning = None
+    if claim >= CLAIM_MIN_SHARE and got < SHORTFALL * claim:
+        warning = (
+            f"the workload expects {claim:.1%} of its prompt tokens from the prefix cache but "
+            f"the server served {got:.1%}: is prefix caching on (vLLM --enable-prefix-caching, "
+            "SGLang's radix cache, llama.cpp cache_prompt), or are prompts evicted or routed "
+            "to other replicas?"
+        )
+    return ExpectedCache(share, float(expected), int(n), got, int(compared), warning)
 
 
 def served_cache_of(con: duckdb.DuckDBPyConnection, run_id: int) -> ServedCache:

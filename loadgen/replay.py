@@ -175,12 +175,16 @@ def _specs(
     planned: Sequence[ScheduledRecord], api: str, seed: int, ignore_eos: bool
 ) -> Iterator[RequestSpec]:
     rng = np.random.default_rng(seed)  # filler text: drawn in send order, so lazy == eager
+    seen: set[tuple[int, int]] = set()  # (copy, hash id): copies are salted apart
     for index, p in enumerate(planned):
         r = p.record
         n_in = max(1, r.input_tokens)
+        cached: int | None = None
         if r.hash_ids and r.block_size:
             salt = seed + p.copy * _COPY_SALT_STRIDE
             text = prefix_blocks_text(r.hash_ids, r.block_size, n_in, salt=salt)
+            cached = _cached_blocks(r.hash_ids, p.copy, seen) * r.block_size
+            cached = min(cached, n_in)
         else:
             text = synth_text(n_in, rng)
         max_tokens = max(1, r.output_tokens)
@@ -194,7 +198,21 @@ def _specs(
             session_id=r.session_id,
             turn=r.turn,
             extra_body={"ignore_eos": True, "min_tokens": max_tokens} if ignore_eos else None,
+            cached_input_tokens_expected=cached,
         )
+
+
+def _cached_blocks(hash_ids: Sequence[int], copy: int, seen: set[tuple[int, int]]) -> int:
+    """Leading blocks of a request a perfect prefix cache already holds, in send order (the
+    ideal-hit rule of loadgen.prefix: prefix-chained, so the run of seen blocks from block 0
+    is what can be reused); then its blocks are cached too."""
+    reused = 0
+    for h in hash_ids:
+        if (copy, h) not in seen:
+            break
+        reused += 1
+    seen.update((copy, h) for h in hash_ids)
+    return reused
 
 
 def replay_offsets_ns(planned: Sequence[ScheduledRecord]) -> list[int] | None:

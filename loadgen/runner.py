@@ -372,6 +372,7 @@ class Runner:
             session_id=spec.session_id,
             turn=spec.turn,
             inputs=None if spec.inputs is None else len(spec.inputs),  # embeddings, rerank
+            cached_input_tokens_expected=spec.cached_input_tokens_expected,
         )
         pieces: list[bytes] = []
         times: list[int] = []

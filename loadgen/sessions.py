@@ -168,10 +168,14 @@ class SessionWorkload:
         return specs
 
     def system_text(self, number: int, rng: np.random.Generator) -> str:
+        return self.system_text_of(number, rng)[0]
+
+    def system_text_of(self, number: int, rng: np.random.Generator) -> tuple[str, bool]:
+        """Session ``number``'s system prompt, and whether it is the run's shared one."""
         if rng.random() < self.system_prompt_share:
             shared = np.random.default_rng([self.seed, 12])
-            return synth_text(self.system_prompt_tokens, shared)
-        return synth_text(self.system_prompt_tokens, rng)
+            return synth_text(self.system_prompt_tokens, shared), True
+        return synth_text(self.system_prompt_tokens, rng), False
 
     def sessions(self) -> Iterator[list[RequestSpec]]:
         """Session 0, 1, 2, ... forever; indices are unique across sessions."""
@@ -199,9 +203,13 @@ class Conversation:
         inputs = workload.input_len.sample(rng, n_turns).tolist()
         self._outputs: list[int] = workload.output_len.sample(rng, n_turns).tolist()
         self._history: list[dict[str, Any]] = []
+        # Whether the system prompt is the run's shared one: a perfect prefix cache holds it
+        # once any earlier session sent it.
+        self._shared_system = False
         if workload.system_prompt_tokens:
-            system = workload.system_text(number, rng)
+            system, self._shared_system = workload.system_text_of(number, rng)
             self._history.append({"role": "system", "content": system})
+        self._number = number
         self._users = [synth_text(n, rng) for n in inputs]
         self._salt_words = self._salt(workload.salt.split())
         self._replies = np.random.default_rng([workload.seed, 14, number])
@@ -233,21 +241,27 @@ class Conversation:
     def next_turn(self, previous: RequestRecord | None) -> Turn | None:
         return self.advance(None if previous is None else previous.output_tokens)
 
-    def advance(self, reply_tokens: int | None = None) -> Turn | None:
-        """The next turn, the previous one answered with ``reply_tokens`` (None or 0: as
-        drawn); None when the session is over."""
+    def advance(
+        self, reply_tokens: int | None = None, reply_text: str | None = None
+    ) -> Turn | None:
+        """The next turn, the previous one answered with ``reply_text`` (the server's own
+        answer, sent back as it came: a server can reuse its cached generated tokens) or, when
+        the text is not known, a stand-in of ``reply_tokens`` words (None or 0: as drawn);
+        None when the session is over."""
         k = self._turn
         if k >= len(self._users):
             return None
         wl = self._workload
         think_ns = 0
         if k > 0:
-            n_reply = reply_tokens or self._outputs[k - 1]
-            reply = synth_text(n_reply, self._replies)
+            reply = reply_text
+            if not reply:
+                reply = synth_text(reply_tokens or self._outputs[k - 1], self._replies)
             self._history.append({"role": "assistant", "content": reply})
             think_ns = wl.think_time.sample_ns(self._thinks)
         self._history.append({"role": "user", "content": self._users[k]})
         messages = tuple(dict(m) for m in self._history)
+        cached = self._cached_expected(messages, exact_reply=bool(reply_text))
         n_out = self._outputs[k]
         self._turn += 1
         spec = RequestSpec(
@@ -261,8 +275,21 @@ class Conversation:
             turn=k,
             extra_body={"ignore_eos": True, "min_tokens": n_out} if wl.ignore_eos else None,
             salt_words=self._salt_words,
+            cached_input_tokens_expected=cached,
         )
         return Turn(spec, think_ns)
+
+    def _cached_expected(self, messages: tuple[dict[str, Any], ...], exact_reply: bool) -> int:
+        """Prompt words a perfect prefix cache serves for this turn: the previous turn's whole
+        prompt, and its reply too when that is the server's own text (a stand-in reply differs
+        from what the server generated, so its cache ends where the stand-in starts); on the
+        first turn, the shared system prompt once an earlier session has sent it."""
+        if len(messages) >= 3 and messages[-2]["role"] == "assistant":
+            reused = messages[:-1] if exact_reply else messages[:-2]
+            return sum(len(m["content"].split()) for m in reused)
+        if self._shared_system and self._number > 0:
+            return len(messages[0]["content"].split())
+        return 0
 
 
 class SessionDriver:
@@ -337,12 +364,13 @@ def with_system_share(
             yield spec
             continue
         own = synth_text(system_tokens, rng)
+        # A system prompt of its own: nothing for a prefix cache to serve.
         if spec.messages is not None and spec.messages[0].get("role") == "system":
             messages = ({"role": "system", "content": own}, *spec.messages[1:])
-            yield replace(spec, messages=messages)
+            yield replace(spec, messages=messages, cached_input_tokens_expected=0)
         elif spec.prompt is not None:
             rest = spec.prompt.split(" ", system_tokens)[-1]
-            yield replace(spec, prompt=f"{own} {rest}")
+            yield replace(spec, prompt=f"{own} {rest}", cached_input_tokens_expected=0)
         else:
             yield spec
 

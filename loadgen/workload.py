@@ -123,7 +123,15 @@ class SyntheticWorkload:
             input_tokens_expected=n_user + self.system_prompt_tokens,
             output_tokens_expected=n_out,
             extra_body=extra or None,
+            cached_input_tokens_expected=self._cached_expected(index),
         )
+
+    def _cached_expected(self, index: int) -> int | None:
+        """A perfect prefix cache serves the shared system prompt to every request after the
+        first (which makes it warm); None: no shared prefix, no claim."""
+        if not self.system_prompt_tokens:
+            return None
+        return self.system_prompt_tokens if index > 0 else 0
 
 
 def salt_spec(spec: RequestSpec, salt: str) -> RequestSpec:
