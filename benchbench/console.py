@@ -87,6 +87,8 @@ def _head(s: RunSummary, header: dict[str, Any] | None) -> Table:
         head.add_row(label, Text(line))
     if s.prompt_cache:
         head.add_row("prompt cache", Text(prompt_cache_line(s.prompt_cache)))
+        if s.prompt_cache.get("reuse_warning"):
+            head.add_row("[yellow]warning[/]", Text(s.prompt_cache["reuse_warning"]))
     if s.reasoning is not None:
         for label, line in reasoning_lines(s.reasoning):
             head.add_row(label, Text(line))
@@ -198,6 +200,9 @@ def prompt_cache_line(pc: dict[str, Any]) -> str:
     prompt = pc.get("prompt_tokens")
     of = f"of {prompt:,.0f} prompt tokens" if prompt is not None else "of the prompt tokens"
     parts = [f"served {share:.1%} {of} ({pc.get('source') or '?'})"]
+    expected = pc.get("expected_share")
+    if expected is not None:  # prefix-cache truth (benchbench.cache.expected_cache)
+        parts.append(f"expected {expected:.1%} ({pc.get('expected_requests', 0)} requests)")
     ideal = pc.get("ideal_prefix_hit")
     if ideal is not None:
         parts.append(f"the workload's own reuse {ideal:.1%} (ideal prefix hit)")

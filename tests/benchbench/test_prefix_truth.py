@@ -1,0 +1,130 @@
+"""Prefix-cache truth: every workload with shared prefixes says, per request, how many prompt
+tokens a perfect prefix cache would serve (a warm shared system prompt, a session's earlier
+turns, a trace's repeated hash blocks); the run stores it beside what the server says it
+served, and the summary flags a workload that did not get the reuse it claims."""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from benchbench.cache import expected_cache, served_cache
+from benchbench.config import make_config
+from benchbench.execute import run_benchmark
+from benchbench.sim import SimConfig, SimProcess
+from benchbench.store import open_store
+from loadgen.lengths import parse_length
+from loadgen.replay import ReplayOptions, plan_replay
+from loadgen.sessions import Conversation, SessionWorkload
+from loadgen.spec import RequestRecord
+from loadgen.traces import TraceRecord
+from loadgen.workload import SyntheticWorkload
+from tests.benchbench.runs import record, write_run
+
+
+def _words(spec_messages: tuple[dict, ...]) -> int:
+    return sum(len(m["content"].split()) for m in spec_messages)
+
+
+def test_a_shared_system_prompt_is_expected_cached_once_warm() -> None:
+    wl = SyntheticWorkload(parse_length("50"), parse_length("4"), system_prompt_tokens=20)
+    specs = list(islice(wl.specs(), 3))
+    assert [s.cached_input_tokens_expected for s in specs] == [0, 20, 20]
+    plain = SyntheticWorkload(parse_length("50"), parse_length("4"))
+    assert next(plain.specs()).cached_input_tokens_expected is None  # no claim at all
+
+
+def test_a_session_turn_expects_the_previous_prompt_and_the_servers_own_reply() -> None:
+    wl = SessionWorkload(parse_length("10"), parse_length("5"), parse_length("3"),
+                         system_prompt_tokens=8)  # fmt: skip
+    first = Conversation(wl, 0, 0)
+    t0 = first.advance()
+    assert t0 is not None and t0.spec.cached_input_tokens_expected == 0  # cold
+    # A stand-in reply differs from what the server generated: the cache ends before it.
+    t1 = first.advance(5)
+    assert t1 is not None and t1.spec.messages is not None
+    assert t1.spec.cached_input_tokens_expected == _words(t0.spec.messages or ())
+    # The server's own answer sent back as it came: its tokens are reusable too.
+    t2 = first.advance(3, reply_text="the answer as the server wrote it")
+    assert t2 is not None and t2.spec.messages is not None
+    assert t2.spec.messages[-2] == {
+        "role": "assistant",
+        "content": "the answer as the server wrote it",
+    }
+    assert t2.spec.cached_input_tokens_expected == _words(t2.spec.messages[:-1])
+    # A later session's first turn finds the shared system prompt warm.
+    later = Conversation(wl, 1, 3).advance()
+    assert later is not None and later.spec.cached_input_tokens_expected == 8
+
+
+def test_a_trace_expects_its_already_seen_leading_blocks() -> None:
+    records = [
+        TraceRecord(0.0, 40, 2, block_size=16, hash_ids=(1, 2, 3)),
+        TraceRecord(0.1, 40, 2, block_size=16, hash_ids=(1, 2, 9)),  # two blocks seen
+        TraceRecord(0.2, 20, 2, block_size=16, hash_ids=(1, 2)),  # capped at its prompt
+        TraceRecord(0.3, 40, 2, block_size=16, hash_ids=(7, 2, 3)),  # block 0 new: nothing
+        TraceRecord(0.4, 40, 2),  # no hash ids: no claim
+    ]
+    specs, _ = plan_replay(records, ReplayOptions(), api="chat", seed=0)
+    assert [s.cached_input_tokens_expected for s in specs] == [0, 32, 20, 0, None]
+
+
+def _with(idx: int, prompt: int, expected: int | None, served: int | None) -> RequestRecord:
+    return record(idx, idx * 10_000_000, 5_000_000, input_tokens=prompt,
+                  cached_input_tokens_expected=expected, cached_input_tokens=served)  # fmt: skip
+
+
+def test_served_close_to_expected_raises_no_warning(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "a.duckdb")
+    run = write_run(store, [_with(0, 100, 0, 0), _with(1, 100, 60, 64), _with(2, 100, 60, 48)])
+    got = expected_cache(store.con, run)
+    assert got.expected_share == pytest.approx(120 / 300)
+    assert got.served_share_same == pytest.approx(112 / 300)
+    assert (got.expected_requests, got.compared_requests, got.reuse_warning) == (3, 3, None)
+
+
+def test_claimed_reuse_that_was_not_served_is_flagged(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "b.duckdb")
+    run = write_run(store, [_with(i, 100, 80, 5) for i in range(4)])
+    pc = served_cache(store.con, run)
+    assert pc["expected_share"] == pytest.approx(0.8) and pc["share"] == pytest.approx(0.05)
+    assert "expects 80.0%" in pc["reuse_warning"] and "served 5.0%" in pc["reuse_warning"]
+
+
+def test_no_server_report_compares_nothing_and_no_claim_is_none(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "c.duckdb")
+    run = write_run(store, [_with(0, 100, 50, None), _with(1, 100, None, 30)])
+    got = expected_cache(store.con, run)
+    assert (got.expected_share, got.compared_requests, got.reuse_warning) == (0.5, 0, None)
+    other = write_run(store, [_with(0, 100, None, 30)])
+    assert expected_cache(store.con, other).expected_share is None
+
+
+def test_bench_run_stores_each_turns_expectation(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    with SimProcess(SimConfig(fast=True)) as sim:
+        cfg = make_config(endpoint=sim.base_url, db=str(db), input_len="12", output_len="4",
+                          session_turns="3", system_prompt_tokens=10, concurrency=2,
+                          requests=6, salt=False)  # fmt: skip
+        result = run_benchmark(cfg)
+    rows = (
+        duckdb.connect(str(db), read_only=True)
+        .execute(
+            """SELECT session_id, turn, cached_input_tokens_expected, input_tokens FROM requests
+           WHERE run_id = ? ORDER BY session_id, turn""",
+            [result.run_id],
+        )
+        .fetchall()
+    )
+    by_session: dict[str, list[tuple[int, int, int]]] = {}
+    for sid, turn, expected, prompt in rows:
+        by_session.setdefault(sid, []).append((turn, expected, prompt))
+    for turns in by_session.values():
+        for (_, _, prev_prompt), (turn, expected, _) in zip(turns, turns[1:], strict=False):
+            # The previous turn's whole prompt (the simulator counts words as tokens).
+            assert expected == prev_prompt, turn
+    assert max(len(t) for t in by_session.values()) == 3  # later turns were compared
+    assert result.summary.prompt_cache["expected_share"] > 0
