@@ -24,6 +24,7 @@ from loadgen.api_common import (
     count,
     field_of,
     guarded,
+    keep_timings,
     not_a_stream,
     parse_event,
 )
@@ -111,6 +112,12 @@ def _read_event(record: RequestRecord, tally: StreamTally, t: int, obj: dict[str
         response = field_of(record, obj, "response", dict, f"{kind}.")
         if response is not None:
             take_response_usage(record, response)
+        timings = field_of(record, obj, "timings", dict, f"{kind}.")
+        if timings:  # llama.cpp adds its own timings beside the response
+            keep_timings(record, timings)
+            if record.cached_input_tokens is None:
+                cache_n = timings.get("cache_n")
+                record.cached_input_tokens = count(record, cache_n, "timings.cache_n")
         tally.done = True
     elif kind == "response.failed":
         response = obj.get("response")
