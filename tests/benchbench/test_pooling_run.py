@@ -67,3 +67,18 @@ def test_bench_run_prints_pooling_rows_and_puts_them_in_the_json_summary(tmp_pat
     assert as_json.exit_code == 0, as_json.output
     pooling = json.loads(as_json.output[as_json.output.index("{") :])["pooling"]
     assert pooling["inputs"] == 18
+
+
+def test_a_dataset_gives_the_texts_in_order_cycling(tmp_path: Path) -> None:
+    data = tmp_path / "docs.txt"
+    data.write_text("alpha beta\ngamma\ndelta epsilon zeta\n")
+    cfg = make_config(api="rerank", requests=2, documents=3, dataset=str(data), salt=False)
+    specs = build_traffic(cfg).specs
+    first, second = next(specs), next(specs)  # type: ignore[call-overload]
+    assert (first.prompt, first.inputs) == (
+        "alpha beta",
+        ("gamma", "delta epsilon zeta", "alpha beta"),
+    )
+    assert second.prompt == "gamma" and second.input_tokens_expected is None
+    s = _run(tmp_path, api="embeddings", batch_size=2, dataset=str(data)).summary
+    assert s.ok == 16 and s.pooling is not None and s.pooling["inputs"] == 32
