@@ -86,15 +86,23 @@ def expected_cache(con: duckdb.DuckDBPyConnection, run_id: int) -> ExpectedCache
     """Expected vs served prefix-cache share of the run's measured requests, and a warning
     when the workload claims reuse the server did not give."""
     row = con.execute(
-        """SELECT count(*), sum(cached_input_tokens_expected), sum(input_tokens),
+        """SELECT count(*), sum(expected), sum(input_tokens),
                   count(*) FILTER (WHERE cached_input_tokens IS NOT NULL),
-                  sum(cached_input_tokens_expected) FILTER (WHERE cached_input_tokens IS NOT NULL),
+                  sum(expected) FILTER (WHERE cached_input_tokens IS NOT NULL),
                   sum(least(cached_input_tokens, input_tokens))
                       FILTER (WHERE cached_input_tokens IS NOT NULL),
                   sum(input_tokens) FILTER (WHERE cached_input_tokens IS NOT NULL)
-           FROM requests
-           WHERE run_id = ? AND error_kind IS NULL AND NOT warmup
-             AND cached_input_tokens_expected IS NOT NULL AND input_tokens > 0""",
+           FROM (
+               -- The workload counts its prompts in its own units (words, for synthetic
+               -- text); the server in its tokens, chat template included: the expectation
+               -- is scaled to the server's count of the same prompt.
+               SELECT *, CASE WHEN input_tokens_expected > 0
+                              THEN cached_input_tokens_expected * input_tokens
+                                   / input_tokens_expected
+                              ELSE cached_input_tokens_expected END AS expected
+               FROM requests
+               WHERE run_id = ? AND error_kind IS NULL AND NOT warmup
+                 AND cached_input_tokens_expected IS NOT NULL AND input_tokens > 0)""",
         [run_id],
     ).fetchone()
     n, expected, prompt, compared, expected_same, served, prompt_same = row or (0,) * 7
