@@ -18,8 +18,9 @@ from benchbench.console import print_summary
 from benchbench.execute import run_benchmark
 from benchbench.gate.compare import evaluate_rule, evaluate_slo
 from benchbench.gate.data import load_side
+from benchbench.gate.gate import run_gate
 from benchbench.gate.output import to_json
-from benchbench.gate.rules import GateConfig, Rule, Slo
+from benchbench.gate.rules import GateConfig, Rule, Slo, load_gate_config
 from benchbench.gate.stats import point
 from benchbench.metrics import summarize
 from benchbench.sim import SimConfig, SimProcess
@@ -146,6 +147,16 @@ def test_a_server_that_refuses_fast_looks_bad_only_in_the_adjusted_figures(
     assert adj_rule.verdict == "regression" and adj_rule.candidate == math.inf
     slo = evaluate_slo(Slo("ttft_adj_p99_ms", "ttft_adj_ms", "p99", "lower", 1000.0), cand)
     assert slo.verdict == "slo-fail"
+    # The same through a gate TOML and `bench gate`'s library call.
+    toml = tmp_path / "bench.toml"
+    toml.write_text(
+        "[gate]\nmax_error_rate = 1.0\nmin_requests = 10\ndefaults = false\n"
+        '[gate.rules."ttft_adj_ms.p90"]\nrel = 0.1\n[gate.slo]\nttft_adj_p99_ms = 1000\n'
+    )
+    gated = run_gate(str(honest), str(refusing), str(db), load_gate_config(toml))
+    verdicts = {r.key: r.verdict for r in gated.results}
+    assert verdicts == {"ttft_adj_ms.p90": "regression", "slo:ttft_adj_p99_ms": "slo-fail"}
+    assert gated.exit_code == 1
     # The gate's JSON stays strict JSON: the infinite candidate is null and named.
     from benchbench.gate.compare import GateResult
 
