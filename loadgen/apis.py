@@ -81,7 +81,7 @@ class ApiInfo:
         try:
             obj = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
-            raise BadAdapter(f"--api {self.name}: cannot load {self.target}: {exc}") from None
+            raise BadAdapter(f"--api {self.name}: cannot load {self.target} ({exc})") from None
         if not callable(obj):
             raise BadAdapter(f"--api {self.name}: {self.target} is not callable")
         return obj  # type: ignore[no-any-return]
