@@ -23,7 +23,14 @@ import duckdb
 
 from benchbench.request_metrics import PERCENTILES, Distribution
 
-__all__ = ["PHASE_METRICS", "ReasoningSummary", "phase_rows_sql", "reasoning_summary"]
+__all__ = [
+    "PHASE_METRICS",
+    "ReasoningSummary",
+    "phase_rows_sql",
+    "reasoning_facts",
+    "reasoning_lines",
+    "reasoning_summary",
+]
 
 # name -> (SQL over phase_rows_sql, label)
 PHASE_METRICS: dict[str, tuple[str, str]] = {
@@ -147,3 +154,20 @@ def reasoning_lines(r: ReasoningSummary) -> list[tuple[str, str]]:
         if d.n:
             lines.append((name.removesuffix("_ms"), f"p50 {d.p50:,.2f} ms, p90 {d.p90:,.2f} ms"))
     return lines
+
+
+def reasoning_facts(r: ReasoningSummary) -> dict[str, object]:
+    """The report's fact table: counts by phase, then p50/p90 of TTFT, TTFA and TPOT per phase."""
+    out: dict[str, object] = {
+        "requests": r.requests,
+        "reasoning tokens (server)": r.reasoning_tokens,
+        "answer tokens (output - reasoning)": r.answer_tokens,
+        "requests reporting reasoning tokens": r.reporting,
+        "reasoning / answer / tool-call events": (
+            f"{r.reasoning_events} / {r.answer_events} / {r.tool_call_events}"
+        ),
+    }
+    for name, d in r.distributions.items():
+        out[f"{name} p50"] = d.p50
+        out[f"{name} p90"] = d.p90
+    return out

@@ -15,6 +15,7 @@ import duckdb
 from benchbench.calibrate_headroom import client_headroom
 from benchbench.metrics import RunSummary, summarize
 from benchbench.pooling_report import pooling_latency_cdf, pooling_rates
+from benchbench.reasoning import reasoning_facts
 from benchbench.report_data.latency import MAX_POINTS, cdfs, distribution_rows, scatters
 from benchbench.report_data.marks import energy_verdict, prompt_cache, run_marks
 from benchbench.report_data.per_request import adjusted_rows, energy_rows
@@ -204,6 +205,8 @@ def facts(
             "source": cache.source,
             "workload's ideal prefix hit": cache.ideal,
             "salted": cache.salted,
+            "expected by the workload (prefix-cache truth)": s.prompt_cache.get("expected_share"),
+            "reuse warning": s.prompt_cache.get("reuse_warning"),
         },
         "versions": run.versions,
         "host": run.host,
@@ -213,6 +216,8 @@ def facts(
     }
     if s.goodput:
         out["goodput"] = {k: v for k, v in s.goodput.items() if k != "checks"}
+    if s.reasoning is not None:
+        out["reasoning"] = reasoning_facts(s.reasoning)
     return out
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from benchbench.config import make_config
 from benchbench.console import print_summary
 from benchbench.execute import run_benchmark
+from benchbench.report_data.run import gather_run
 from benchbench.sim import SimConfig, SimProcess
 
 PREFILL_MS, STEP_MS, OUT, REASONING = 20.0, 10.0, 20, 6
@@ -84,6 +85,16 @@ def test_the_console_shows_the_phases(reasoning_sim: str, tmp_path: Path) -> Non
     assert "reasoning 30 + answer 70 tokens" in text
     assert "ttfa" in text and "tpot_reasoning" in text
     assert result.summary.to_dict()["reasoning"]["reasoning_tokens"] == 30
+
+
+def test_the_report_has_a_reasoning_fact_table(reasoning_sim: str, tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    result = _run(reasoning_sim, db)
+    con = duckdb.connect(str(db), read_only=True)
+    facts = gather_run(con, result.run_id).facts["reasoning"]
+    assert facts["reasoning tokens (server)"] == 30
+    assert facts["answer tokens (output - reasoning)"] == 70
+    assert facts["ttfa_ms p50"] > facts["ttft_ms p50"]
 
 
 def test_a_tool_call_answer_is_its_own_kind(tmp_path: Path) -> None:
