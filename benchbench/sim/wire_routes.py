@@ -8,14 +8,16 @@ error sequence; only the wire format differs (benchbench.sim.wire_formats)."""
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from benchbench.sim import formats
-from benchbench.sim.engine import Seq
+from benchbench.sim.config import SimConfig
+from benchbench.sim.engine import Engine, Seq
 from benchbench.sim.http import HttpConnection, HttpRequest
 from benchbench.sim.parse import RequestError, parse_generation, parse_json_object
 from benchbench.sim.tokenizer import output_length, output_rng, output_word_ids
@@ -27,8 +29,15 @@ from benchbench.sim.wire_formats import (
     TgiFormat,
 )
 
-if TYPE_CHECKING:
-    from benchbench.sim.server import SimApp
+
+class SimApp(Protocol):
+    """What these routes use of the simulator's app (benchbench.sim.server.SimApp)."""
+
+    config: SimConfig
+    engine: Engine
+    requests_total: int
+    _error_rng: random.Random  # the app's one error sequence, shared by every route
+
 
 # POST path -> (protocol, chat-shaped?)
 GENERATION = {
