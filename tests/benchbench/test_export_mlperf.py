@@ -124,3 +124,29 @@ def test_parquet_stays_the_default_format(sweep_db: Path, tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["export", "2", "-o", str(out), "--db", str(sweep_db)])
     assert result.exit_code == 0, result.output
     assert out.exists()
+
+
+def test_a_real_concurrency_sweep_exports_one_folder_per_point(tmp_path: Path) -> None:
+    from benchbench.sweep import run_sweep
+
+    db = tmp_path / "s.duckdb"
+    # Each running sequence slows the decode step: more concurrency, lower tps_per_user.
+    sim = SimConfig(prefill_base_ms=2, decode_base_ms=3, decode_ms_per_seq=1.0, seed=1)
+    with SimProcess(sim) as proc:
+        cfg = make_config(
+            endpoint=proc.base_url, db=str(db), requests=16, concurrency=1, input_len="20",
+            output_len="12", seed=3,
+        )  # fmt: skip
+        group = run_sweep(cfg, concurrencies=[1, 4])
+    first = group.points[0].run_id
+    code, text = _export(db, str(first), tmp_path / "out")
+    assert code == 0, text
+    summary = json.loads((tmp_path / "out" / "mlperf_endpoints.json").read_text())
+    points = {p["concurrency"]: p for p in summary["points"]}
+    assert sorted(points) == [1, 4]
+    for c, p in points.items():
+        assert p["tps_per_user"] == pytest.approx(1000 / p["tpot_p90_ms"])
+        assert (tmp_path / "out" / f"r{c}" / "performance" / "result_summary.json").exists()
+    assert points[1]["tps_per_user"] > points[4]["tps_per_user"]
+    on_curve = {s["concurrency"]: s["system_tps"] for s in summary["pareto_steps"]}
+    assert on_curve and all(points[c]["system_tps"] == v for c, v in on_curve.items())
