@@ -59,6 +59,7 @@ class WorkersDriver:
         self.stats = LiveStats(total=None)
         self.books = tally.Tally(sink, self.stats, clock)
         self._pongs: dict[int, asyncio.Future[int]] = {}
+        self._ray_owned = False  # this run joined the Ray cluster, and leaves it at the end
 
     def drive(self, traffic: Traffic) -> Driven:
         max_requests = self.load.requests
@@ -118,7 +119,8 @@ class WorkersDriver:
         if self.load.ray:
             from benchbench.workers.ray_actors import ray_links
 
-            return ray_links(self.load.ray, setups)
+            links, self._ray_owned = ray_links(self.load.ray, setups)
+            return links
         from benchbench.workers.process import ProcessLink
 
         return [ProcessLink(s) for s in setups]
@@ -139,7 +141,13 @@ class WorkersDriver:
             await self._clocks("start")
             return await self._run(links)
         finally:
+            for link in links:
+                link.detach()
             await asyncio.gather(*(asyncio.to_thread(link.close) for link in links))
+            if self._ray_owned:
+                from benchbench.workers.ray_actors import disconnect
+
+                disconnect()
 
     async def _run(self, links: list[Any]) -> Driven:
         self._catch_signals(links)

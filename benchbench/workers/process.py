@@ -107,11 +107,15 @@ class ProcessLink:
         loop.add_reader(self._conn.fileno(), readable)
         loop.add_reader(self.process.sentinel, ended)
 
-    def close(self, timeout_s: float = 10.0) -> None:
+    def detach(self) -> None:
+        """No more messages handled (on the coordinator's loop, before close)."""
         if self._loop is not None:
             for fd in (self._conn.fileno(), self.process.sentinel):
                 with contextlib.suppress(Exception):
                     self._loop.remove_reader(fd)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Bye, and wait for the process to end (on a thread: it may take a moment)."""
         self.send(("bye",))
         self.process.join(timeout_s)
         if self.process.is_alive():
