@@ -33,7 +33,7 @@ from benchbench.target import TargetLink
 from benchbench.traffic import Traffic, build_traffic
 from benchbench.urls import redact_url
 from benchbench.workers.coordinator import WorkersDriver
-from benchbench.workers.plan import plan_workers
+from benchbench.workers.plan import Recommend, plan_workers
 from loadgen.load import RunOutcome
 
 # A run's data reach the .duckdb file itself (not only its write-ahead log) at least this
@@ -62,6 +62,9 @@ class RunPlan:
     clock: Clock = time.monotonic_ns
     on_live: LiveCallback | None = None
     nvml: Any | None = None
+    # What `--workers auto` resolves to (benchbench.calibrate.recommended_workers, given by
+    # the command); without it, auto is the usable cores minus one.
+    recommend_workers: Recommend | None = None
 
 
 @dataclass
@@ -83,7 +86,7 @@ def execute(plan: RunPlan) -> RunResult:
         # Plan first: a bad workload fails here, before anything starts or connects.
         link = TargetLink(cfg.target, cfg.target.endpoint) if cfg.target.endpoint else None
         traffic = build_traffic(cfg, link)
-        workers = plan_workers(cfg.load, cfg.output.db, traffic.specs)
+        workers = plan_workers(cfg.load, cfg.output.db, traffic.specs, plan.recommend_workers)
         validate_prices(cfg.prices)
         link, sim_metrics = stack.enter_context(_reach_target(cfg, link))
         store = stack.enter_context(_opened(cfg.output.db))

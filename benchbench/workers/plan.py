@@ -12,7 +12,7 @@ import itertools
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,18 +33,21 @@ def dealt_positions(total: int, workers: int, worker: int) -> range:
     return range(worker, total, workers)
 
 
-def resolve_workers(load: Load, store_path: str, log: Any = None) -> int:
-    """The number of workers `--workers` asks for; `auto` asks `bench calibrate`'s stored
-    result, else uses the usable cores minus one (one is the coordinator's)."""
+# `bench calibrate`'s answer to `--workers auto` (benchbench.calibrate.recommended_workers):
+# (store path, rate, concurrency) -> workers, or None when nothing is calibrated. It is handed
+# in by the face (RunPlan.recommend_workers): the run's flow never imports the calibration,
+# which itself runs measured runs.
+Recommend = Callable[[str, float | None, int | None], int | None]
+
+
+def resolve_workers(
+    load: Load, store_path: str, recommend: Recommend | None = None, log: Any = None
+) -> int:
+    """The number of workers `--workers` asks for; `auto` asks the calibration, else uses
+    the usable cores minus one (one is the coordinator's)."""
     if load.workers != "auto":
         return int(load.workers)
-    recommended = None
-    try:
-        from benchbench.calibrate import recommended_workers  # written by `bench calibrate`
-    except ImportError:
-        recommended_workers = None
-    if recommended_workers is not None:
-        recommended = recommended_workers(store_path, load.rate, load.concurrency)
+    recommended = recommend(store_path, load.rate, load.concurrency) if recommend else None
     if recommended is not None:
         return max(1, int(recommended))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -184,7 +187,7 @@ def check_picklable(item: Any) -> None:
         ) from None
 
 
-def plan_workers(load: Load, store_path: str, work: Any) -> int:
+def plan_workers(load: Load, store_path: str, work: Any, recommend: Recommend | None = None) -> int:
     """How many workers the run uses, checked before anything starts: Ray installed when
     asked for, and the work splittable when there is more than one worker."""
     if load.ray:
@@ -192,7 +195,7 @@ def plan_workers(load: Load, store_path: str, work: Any) -> int:
             import ray  # noqa: F401
         except ImportError:
             raise ConfigError("--ray needs Ray: pip install 'benchbench[ray]'") from None
-    n = resolve_workers(load, store_path)
+    n = resolve_workers(load, store_path, recommend)
     from loadgen.load import SessionSource
 
     if (n > 1 or load.ray) and isinstance(work, SessionSource):

@@ -85,10 +85,21 @@ def test_workers_auto_without_a_calibration_uses_the_cores_and_says_so(tmp_path)
     import io
 
     log = io.StringIO()
-    n = resolve_workers(Load(workers="auto"), str(tmp_path / "none.duckdb"), log)
+    n = resolve_workers(Load(workers="auto"), str(tmp_path / "none.duckdb"), None, log)
     assert n >= 1
     assert "--workers auto" in log.getvalue()
     assert resolve_workers(Load(workers="3"), "x") == 3
+
+
+def test_workers_auto_takes_the_calibrations_answer() -> None:
+    asked: list[tuple[str, float | None, int | None]] = []
+
+    def recommend(path: str, rate: float | None, concurrency: int | None) -> int | None:
+        asked.append((path, rate, concurrency))
+        return 5
+
+    assert resolve_workers(Load(workers="auto", rate=900.0), "c.duckdb", recommend) == 5
+    assert asked == [("c.duckdb", 900.0, None)]
 
 
 def test_work_that_cannot_be_split_is_a_one_line_error() -> None:
