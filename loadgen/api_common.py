@@ -33,8 +33,11 @@ class StreamTally:
     """What reading one stream's events collected, besides what went on the record."""
 
     count_text: bool  # keep the text for the client tokenizer
+    # Keep the answer text (a session's request: the next turn sends it back).
+    keep_answer: bool = False
     kinds: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
     done: bool = False
     chars: int = 0
 
@@ -46,6 +49,8 @@ class StreamTally:
         self.kinds.append(kind)
         if kind == ANSWER:
             self.chars += len(text)
+            if self.keep_answer:
+                self.answers.append(text)
         if self.count_text:
             self.texts.append(text)
 
@@ -136,6 +141,8 @@ def close_stream(
     if any(kind != ANSWER for kind in tally.kinds):
         record.event_kinds = tally.kinds
     record.output_text_chars = tally.chars
+    if tally.keep_answer:
+        record.output_text = "".join(tally.answers)
     if record.output_tokens is not None:
         record.output_tokens_source = "usage"
     elif tally.texts and count_output is not None:

@@ -80,7 +80,9 @@ class _OllamaEndpoint:
                 record.error_detail = snippet(rest) or "empty body"
             return
         record.first_event_ns = ev_t[0]
-        tally = StreamTally(count_text=self.count_output is not None)
+        tally = StreamTally(
+            count_text=self.count_output is not None, keep_answer=record.session_id is not None
+        )
         for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
             obj = parse_event(record, i, payload)
             if obj is not None:

@@ -91,7 +91,9 @@ class ResponsesEndpoint:
                 not_a_stream(record, pieces)
             return
         record.first_event_ns = ev_t[0]
-        tally = StreamTally(count_text=self.count_output is not None)
+        tally = StreamTally(
+            count_text=self.count_output is not None, keep_answer=record.session_id is not None
+        )
         for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
             if payload == b"[DONE]":  # some gateways add it; the completed event decides
                 continue

@@ -73,7 +73,9 @@ class TgiEndpoint:
                 not_a_stream(record, pieces)
             return
         record.first_event_ns = ev_t[0]
-        tally = StreamTally(count_text=self.count_output is not None)
+        tally = StreamTally(
+            count_text=self.count_output is not None, keep_answer=record.session_id is not None
+        )
         for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
             obj = parse_event(record, i, payload)
             if obj is not None:

@@ -113,7 +113,11 @@ class OpenAIEndpoint:
             done = True
             ev_t, ev_d = ev_t[:-1], ev_d[:-1]
         texts: list[str] | None = [] if self.count_output is not None else None
-        done = _read_events(record, ev_t, ev_d, self.api == "chat", texts) or done
+        # A session's answer goes back as the next turn's history: keep it.
+        answers: list[str] | None = [] if record.session_id is not None else None
+        done = _read_events(record, ev_t, ev_d, self.api == "chat", texts, answers) or done
+        if answers is not None:
+            record.output_text = "".join(answers)
         event_ns = record.event_ns
         record.event_tokens = [None] * len(event_ns)
         if record.output_tokens is not None:
@@ -143,6 +147,7 @@ def _read_events(
     ev_d: list[bytes],
     chat: bool,
     texts: list[str] | None,
+    answers: list[str] | None = None,
 ) -> bool:
     """Read a stream's events into `record`; whether one said the generation finished. This
     runs once per token: the common shape is read inline, any other case in a helper."""
@@ -193,6 +198,8 @@ def _read_events(
                         chars += len(text)
                         if texts is not None:
                             texts.append(text)
+                        if answers is not None and kind is None:
+                            answers.append(text)
                     if choice.get("finish_reason") is not None and choice_finished(record, choice):
                         done = True
         usage = obj.get("usage")
@@ -295,6 +302,8 @@ def _finish_json(
         record.event_tokens = [record.output_tokens]
         record.first_token_ns = record.last_token_ns = record.first_event_ns = t_end
         record.output_text_chars = len(text)
+        if record.session_id is not None:
+            record.output_text = text
     elif record.error_kind is None:
         record.error_kind = errors.NO_TOKENS
         record.error_detail = "the response has no output text"

@@ -239,7 +239,11 @@ class Conversation:
         return len(self._users)
 
     def next_turn(self, previous: RequestRecord | None) -> Turn | None:
-        return self.advance(None if previous is None else previous.output_tokens)
+        if previous is None:
+            return self.advance()
+        # The server's own answer goes back as it came (error or not: what it said is what a
+        # real client would have in its history); a stand-in only when there is no text.
+        return self.advance(previous.output_tokens, previous.output_text)
 
     def advance(
         self, reply_tokens: int | None = None, reply_text: str | None = None

@@ -85,3 +85,6 @@ class RequestRecord:
     cached_input_tokens_expected: int | None = None
     # Embeddings / rerank: inputs (or documents) in the request; None for generation.
     inputs: int | None = None
+    # The answer text, kept only for a session's request: the next turn sends it back as the
+    # assistant message, so the server can reuse the tokens it generated. Never stored.
+    output_text: str | None = None

@@ -113,18 +113,22 @@ def test_bench_run_stores_each_turns_expectation(tmp_path: Path) -> None:
     rows = (
         duckdb.connect(str(db), read_only=True)
         .execute(
-            """SELECT session_id, turn, cached_input_tokens_expected, input_tokens FROM requests
+            """SELECT session_id, turn, cached_input_tokens_expected, input_tokens, output_tokens
+           FROM requests
            WHERE run_id = ? ORDER BY session_id, turn""",
             [result.run_id],
         )
         .fetchall()
     )
-    by_session: dict[str, list[tuple[int, int, int]]] = {}
-    for sid, turn, expected, prompt in rows:
-        by_session.setdefault(sid, []).append((turn, expected, prompt))
+    by_session: dict[str, list[tuple[int, int, int, int]]] = {}
+    for sid, turn, expected, prompt, answer in rows:
+        by_session.setdefault(sid, []).append((turn, expected, prompt, answer))
     for turns in by_session.values():
-        for (_, _, prev_prompt), (turn, expected, _) in zip(turns, turns[1:], strict=False):
-            # The previous turn's whole prompt (the simulator counts words as tokens).
-            assert expected == prev_prompt, turn
+        for (_, _, prev_prompt, prev_answer), (turn, expected, _, _) in zip(
+            turns, turns[1:], strict=False
+        ):
+            # The previous turn's whole prompt and the server's own answer, sent back as it
+            # came (the simulator counts words as tokens).
+            assert expected == prev_prompt + prev_answer, turn
     assert max(len(t) for t in by_session.values()) == 3  # later turns were compared
     assert result.summary.prompt_cache["expected_share"] > 0

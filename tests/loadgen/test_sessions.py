@@ -175,3 +175,34 @@ def test_salted_sessions_share_the_salt_and_their_history_within_the_run() -> No
         for a, b in zip(salted, salted[1:], strict=False):
             if a.session_id == b.session_id:
                 assert b.messages[: len(a.messages)] == a.messages
+
+
+def test_the_next_turn_sends_back_the_answer_the_server_streamed_not_its_reasoning() -> None:
+    from loadgen.endpoints import OpenAIEndpoint
+
+    conversation = Conversation(_workload(), 0, 0)
+    first = conversation.next_turn(None).spec
+    chunks = [
+        b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n',
+        b'data: {"choices":[{"delta":{"reasoning_content":"let me think"}}]}\n\n',
+        b'data: {"choices":[{"delta":{"content":"Paris is"}}]}\n\n',
+        b'data: {"choices":[{"delta":{"content":" the capital."},"finish_reason":"stop"}]}\n\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":6}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    record = RequestRecord(index=first.index, intended_ns=None, sent_ns=0, session_id="s0")
+    OpenAIEndpoint(api="chat", model="m").finish(record, chunks, list(range(1, 7)))
+    assert record.error_kind is None and record.output_text == "Paris is the capital."
+    second = conversation.next_turn(record).spec
+    assert second.messages[-2] == {"role": "assistant", "content": "Paris is the capital."}
+
+
+def test_a_request_outside_a_session_keeps_no_answer_text() -> None:
+    from loadgen.endpoints import OpenAIEndpoint
+
+    record = RequestRecord(index=0, intended_ns=None, sent_ns=0)
+    body = (
+        b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    )
+    OpenAIEndpoint(api="chat", model="m").finish(record, [body], [1])
+    assert record.error_kind is None and record.output_text is None
