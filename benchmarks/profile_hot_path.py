@@ -13,9 +13,10 @@ import pstats
 import tempfile
 from pathlib import Path
 
+from client_overhead import one  # this folder is on sys.path when run as a script
+
 from benchbench.runloop import run_event_loop
 from benchbench.sim import SimConfig, SimProcess
-from benchmarks.client_overhead import one
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ comments, multi-line data, `event:` fields, CR line ends) takes the general path
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 
@@ -40,6 +41,8 @@ def split_events(
     if len(pieces) == 1:
         t = times_ns[0]
         out_t = [t] * len(events)
+    elif len(events) <= _FEW_EVENTS:
+        out_t = _times_walked(events, pieces, times_ns)
     else:
         # Index of each event's last delimiter byte -> the piece holding it.
         ends = np.cumsum(np.fromiter(map(len, events), np.int64, len(events)) + 2) - 1
@@ -53,6 +56,25 @@ def split_events(
 
 
 _BOM = b"\xef\xbb\xbf"
+# Up to this many events, a Python walk maps events to pieces faster than numpy's fixed cost
+# (measured side by side: 16 events in 17 reads 25 -> 15 us; the two are even near 64).
+_FEW_EVENTS = 48
+
+
+def _times_walked(
+    events: Sequence[bytes], pieces: Sequence[bytes], times_ns: Sequence[int]
+) -> list[int]:
+    """Each event's time (the piece holding its last delimiter byte), by one merge walk."""
+    out: list[int] = []
+    ends = zip(accumulate(map(len, pieces)), times_ns, strict=True)
+    piece_end, t = next(ends)
+    pos = -1
+    for event in events:
+        pos += len(event) + 2
+        while piece_end <= pos:
+            piece_end, t = next(ends)
+        out.append(t)
+    return out
 
 
 def _split_general(
