@@ -12,6 +12,7 @@ From the coordinator it takes feed(), go() and stop(), called from any thread.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import queue
@@ -194,7 +195,8 @@ class WorkerBody:
         self._go.set()
         loop, runner = self._loop, self._runner
         if loop is not None and runner is not None:
-            loop.call_soon_threadsafe(runner.stop)
+            with contextlib.suppress(RuntimeError):  # the run is already over: its loop closed
+                loop.call_soon_threadsafe(runner.stop)
 
     def run(self, info: dict[str, Any]) -> None:
         """The worker's whole life: ready, wait for go, run, done."""
@@ -202,6 +204,7 @@ class WorkerBody:
         while not self._go.wait(1.0):
             pass
         outcome, overhead = run_event_loop(self._main(), self.setup.event_loop)
+        self._loop = None
         self._send(("done", self.w, outcome, overhead))
 
     # -- inside the worker's event loop --

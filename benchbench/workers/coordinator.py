@@ -69,7 +69,10 @@ class WorkersDriver:
         if isinstance(traffic.specs, SessionSource):
             check_picklable(traffic.specs)
         try:
-            return run_event_loop(self._main(traffic, max_requests), self.target.event_loop)
+            # asyncio's own loop: the coordinator stamps nothing (the workers do, on uvloop),
+            # and under uvloop a worker's pipe was seen to stop waking the loop after a
+            # SIGINT had been handled (about one run in two), leaving the run hanging.
+            return run_event_loop(self._main(traffic, max_requests), "asyncio")
         except KeyboardInterrupt:
             if self.signals.count:
                 raise RunError("interrupted twice; the run's measured requests were kept") from None
@@ -133,6 +136,9 @@ class WorkersDriver:
         self.dealer = Dealer(items, len(setups), by_position=traffic.arrivals is not None)
         links = self._links(setups)
         self.books.start(links, self.dealer)
+        # From here a signal stops the run in order (workers that have not started yet
+        # start with a stop: nothing is sent), never as an exception at a random point.
+        self._catch_signals(links)
         try:
             for link in links:
                 link.start()
@@ -141,6 +147,7 @@ class WorkersDriver:
             await self._clocks("start")
             return await self._run(links)
         finally:
+            self._release_signals()
             for link in links:
                 link.detach()
             await asyncio.gather(*(asyncio.to_thread(link.close) for link in links))
@@ -150,7 +157,6 @@ class WorkersDriver:
                 disconnect()
 
     async def _run(self, links: list[Any]) -> Driven:
-        self._catch_signals(links)
         self.collectors.start(self.clock, self.sink.writer)
         await self.collectors.idle_baseline(self.clock, self.stop)
         cpu0, t0 = time.process_time(), self.clock()
@@ -165,7 +171,6 @@ class WorkersDriver:
             lags = await self._tick()
         finally:
             self.collectors.stop()
-            self._release_signals()
         await self._clocks("end")
         self._show_live()
         cpu_s, wall_s = time.process_time() - cpu0, (self.clock() - t0) / 1e9

@@ -40,6 +40,7 @@ def _serve(conn: Connection, body: WorkerBody, send: Callable[[tuple[Any, ...]],
         elif kind == "ping":
             send(("pong", body.w, msg[1], time.monotonic_ns()))
         elif kind == "bye":
+            body.stop()  # a worker still waiting for its go ends too
             return
 
 
