@@ -136,9 +136,10 @@ def calibrate(
             share_s = max(1.0, (deadline - time.monotonic()) / (len(counts) - i) / 2)
             rate = _rate_search(sim.base_url, n, options, share_s, rows) if rate_scales else None
             if rate is not None and n > 1 and rate.last_figures is not None:
-                if rate.last_figures.workers_seen < n:
-                    notes.append(f"runs used 1 worker when {n} were asked: rates with more "
-                                 "workers are not measured by this build")  # fmt: skip
+                seen = rate.last_figures.workers_seen
+                if seen < n:
+                    notes.append(f"a run asked for {n} workers stored requests from {seen}: "
+                                 f"rates with {n} or more workers are not measured")  # fmt: skip
                     rate_scales, rate = False, None
             tokens = _token_search(n, options, share_s, rows)
             rows.append(_row(n, rate, tokens))
