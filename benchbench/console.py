@@ -16,6 +16,7 @@ from benchbench.pooling_summary import pooling_lines
 from benchbench.reasoning import reasoning_lines
 from benchbench.request_metrics import ERROR_ADJUSTED, Distribution
 from benchbench.results import Cost, Energy, ServerView
+from benchbench.workers.view import worker_lines
 
 
 def live_line(stats: LiveStats, now_ns: int) -> Text:
@@ -103,6 +104,8 @@ def _head(s: RunSummary, header: dict[str, Any] | None) -> Table:
         for note in s.results.cost.notes:
             head.add_row("cost note", Text(note))
     for label, line in server_lines(s.results.server):
+        head.add_row(label, Text(line))
+    for label, line in worker_lines(s.results.workers):  # `bench run --workers N` only
         head.add_row(label, Text(line))
     if s.goodput:
         g = s.goodput

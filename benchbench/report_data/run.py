@@ -31,6 +31,7 @@ from benchbench.report_data.server import server_section
 from benchbench.results import Cost, Energy, RunResults
 from benchbench.store import StoreError
 from benchbench.window import Window, load_window
+from benchbench.workers.view import worker_facts
 from reports.model import Headline, PromptCache, RunReport, Timeline
 from reports.safety import mask_secrets
 
@@ -129,6 +130,7 @@ def gather_run(
         facts={
             **facts(run, s, collectors, cache),
             **client_headroom(con, run_id, run.host, run.config, s),
+            **worker_facts(s.results.workers),
         },
         warnings=s.warnings,
         notes=tuple(notes),

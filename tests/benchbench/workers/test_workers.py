@@ -14,8 +14,10 @@ from typing import Any
 
 import duckdb
 import pytest
+from rich.console import Console
 
 from benchbench.config import make_config
+from benchbench.console import print_summary
 from benchbench.execute import RunResult, run_benchmark
 from benchbench.live import LiveStats
 from benchbench.results import load_results
@@ -92,6 +94,10 @@ def test_two_workers_send_the_same_experiment_as_one(timed_sim: str, tmp_path: P
     s1, s2 = one.summary.distributions, two.summary.distributions
     assert s2["tpot_ms"].p50 == pytest.approx(s1["tpot_ms"].p50, rel=0.25)
     assert [w.worker for w in results.workers] == [0, 1]
+    console = Console(record=True, width=240)
+    print_summary(console, two.summary, two.header)
+    shown = console.export_text()
+    assert "worker 0" in shown and "worker 1" in shown and "schedule lag p99" in shown
     assert [w.records for w in results.workers] == [62, 62]
     assert all(w.pid and w.pid != os.getpid() and not w.lost for w in results.workers)
     assert all(abs(w.clock_offset_ns or 0) <= (w.clock_uncertainty_ns or 0) + 1_000_000
