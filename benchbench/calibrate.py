@@ -166,7 +166,7 @@ def _token_search(
     n: int, options: CalibrateOptions, budget_s: float, rows: list[WorkerRow]
 ) -> SearchResult[TokenFigures]:
     one = rows[0].max_tokens_per_s if rows and rows[0].max_tokens_per_s else None
-    start = max(1000.0, one * n * 0.5) if one else 2000.0 * n
+    start = max(500.0, one * n * 0.5) if one else 1000.0 * n
     bounds = SearchBounds(start, 1e8, 2.0, options.max_steps, budget_s)
     return search_max(lambda t: token_probe(t, n, options.probe_s), bounds)
 

@@ -1,13 +1,14 @@
 """The ceiling search of `bench calibrate`: the highest load a probe holds, found by ramping
-(each step a factor up) until a probe fails, then bisecting between the last pass and the first
-fail. Bounded twice: at most `max_steps` probes, and none started after the deadline. Pure
-(the probe and the clock are injected), so it is tested without running anything."""
+(each step a factor up) until a probe fails, or down from a start that fails until one
+passes, then bisecting between the last pass and the first fail. Bounded twice: at most
+`max_steps` probes, and none started after the deadline. Pure (the probe and the clock are
+injected), so it is tested without running anything."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 # What a probe reports besides pass/fail (its figures), kept for the best passing level.
@@ -29,7 +30,8 @@ class SearchResult(Generic[F]):
     first_fail: float | None = None
     last_figures: F | None = None  # the latest probe's, passed or not
     steps: list[tuple[float, bool]] = field(default_factory=list)
-    # Why the search stopped early: "steps", "time", "ceiling" (the ramp's top passed).
+    # Why the search stopped early: "steps", "time", "ceiling" (the ramp's top passed),
+    # "floor" (nothing down to the floor passed).
     cut: str | None = None
 
 
@@ -37,6 +39,7 @@ class SearchResult(Generic[F]):
 class SearchBounds:
     start: float
     ceiling: float  # the ramp never probes above this
+    floor: float = 0.0  # when the start fails, levels down to this are tried (0: start / 64)
     factor: float = 2.0
     max_steps: int = 12
     budget_s: float = 120.0
@@ -52,6 +55,8 @@ def search_max(
     """The highest level in [start, ceiling] that `probe` passes (see the module docstring)."""
     if not 0 < bounds.start <= bounds.ceiling or bounds.factor <= 1 or bounds.max_steps < 1:
         raise ValueError(f"bad search bounds {bounds}")
+    if bounds.floor <= 0:
+        bounds = replace(bounds, floor=bounds.start / 64)
     result: SearchResult[F] = SearchResult()
     deadline = clock() + bounds.budget_s
 
@@ -80,6 +85,12 @@ def search_max(
             result.cut = "ceiling"
             return result
         level = min(level * bounds.factor, bounds.ceiling)
+    while passed is False and result.best is None:  # the start failed: step down to the floor
+        level /= bounds.factor
+        if level < bounds.floor:
+            result.cut = "floor"
+            return result
+        passed = try_level(level)
     if result.best is None or result.first_fail is None or result.cut is not None:
         return result
     while result.first_fail / result.best - 1 > bounds.resolution:  # bisect (geometric)

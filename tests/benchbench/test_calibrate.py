@@ -71,9 +71,17 @@ def test_search_stops_at_the_ceiling_when_everything_passes() -> None:
     assert result.cut == "ceiling" and result.best == 300
 
 
-def test_search_reports_nothing_held_when_the_first_probe_fails() -> None:
-    result = search_max(threshold_probe(10, []), SearchBounds(100, 1e6))
-    assert result.best is None and result.best_figures is None and result.first_fail == 100
+def test_search_steps_down_when_the_start_fails() -> None:
+    result = search_max(threshold_probe(10, []), SearchBounds(100, 1e6, max_steps=30))
+    assert result.best is not None and result.first_fail is not None
+    assert result.best <= 10 < result.first_fail and result.first_fail / result.best <= 1.05
+
+
+def test_search_reports_nothing_held_when_nothing_down_to_the_floor_passes() -> None:
+    calls: list[float] = []
+    result = search_max(threshold_probe(0.5, calls), SearchBounds(100, 1e6, floor=10))
+    assert result.best is None and result.best_figures is None and result.cut == "floor"
+    assert min(calls) >= 10
 
 
 def test_search_starts_no_probe_after_its_time_budget() -> None:
