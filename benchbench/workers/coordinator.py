@@ -195,7 +195,8 @@ class WorkersDriver:
             if self.books.failed_to_start:
                 raise RunError(self.books.failed_to_start)
             if time.monotonic() > deadline:
-                raise RunError(f"the client workers did not {what} within {timeout_s:g} s")
+                hint = f" (does the Ray cluster have {self.n} free CPUs?)" if self.load.ray else ""
+                raise RunError(f"the client workers did not {what} within {timeout_s:g} s{hint}")
             await asyncio.sleep(0.02)
 
     async def _clocks(self, when: str) -> None:
