@@ -30,7 +30,7 @@ from benchbench.calibrate_probes import (
     rate_probe,
     token_probe,
 )
-from benchbench.calibrate_search import SearchBounds, SearchResult, search_max
+from benchbench.calibrate_search import F, Probe, SearchBounds, SearchResult, search_max
 from benchbench.errors import ConfigError
 
 # A load is "within capacity" up to this share of a calibrated ceiling: a ceiling is where the
@@ -159,7 +159,7 @@ def _rate_search(
     one = rows[0].max_rate if rows and rows[0].max_rate else None
     start = max(100.0, one * n * 0.5) if one else 250.0 * n
     bounds = SearchBounds(start, 1e6, 2.0, options.max_steps, budget_s)
-    return search_max(lambda r: rate_probe(base_url, r, n, options.probe_s), bounds)
+    return search_max(_confirmed(lambda r: rate_probe(base_url, r, n, options.probe_s)), bounds)
 
 
 def _token_search(
@@ -168,7 +168,19 @@ def _token_search(
     one = rows[0].max_tokens_per_s if rows and rows[0].max_tokens_per_s else None
     start = max(500.0, one * n * 0.5) if one else 1000.0 * n
     bounds = SearchBounds(start, 1e8, 2.0, options.max_steps, budget_s)
-    return search_max(lambda t: token_probe(t, n, options.probe_s), bounds)
+    return search_max(_confirmed(lambda t: token_probe(t, n, options.probe_s)), bounds)
+
+
+def _confirmed(probe: Callable[[float], Probe[F]]) -> Callable[[float], Probe[F]]:
+    """A failed probe is run once more and the level counts as held if either run held it:
+    a ceiling is what the client can do, and one stall caused by another process on a shared
+    machine should not lower it (a client that cannot hold the load fails both)."""
+
+    def twice(level: float) -> Probe[F]:
+        first = probe(level)
+        return first if first.passed else probe(level)
+
+    return twice
 
 
 def _row(
