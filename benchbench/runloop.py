@@ -26,7 +26,6 @@ from benchbench.signals import Signals
 from benchbench.target import TargetLink
 from benchbench.traffic import Traffic
 from loadgen.client import HttpSettings, make_client
-from loadgen.endpoints import OpenAIEndpoint
 from loadgen.load import LoadPlan, RunOutcome
 from loadgen.runner import Runner
 from loadgen.spec import RequestRecord
@@ -140,12 +139,7 @@ class LoadDriver:
 
     async def _main(self, traffic: Traffic, max_requests: int | None) -> Driven:
         plan, settings = self._plan(traffic, max_requests)
-        endpoint = OpenAIEndpoint(
-            api=self.target.api,
-            model=self.link.model(),
-            stream=self.target.stream,
-            count_output=self.count_output,
-        )
+        endpoint = self.link.endpoint(self.target.stream, self.count_output)
         client = make_client(settings, self.clock)
         runner = Runner(client, endpoint, self.clock, self._record)
         self._catch_signals(runner)

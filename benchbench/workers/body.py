@@ -25,8 +25,8 @@ from typing import Any
 
 from benchbench.runloop import health, run_event_loop
 from benchbench.workers.plan import FEED_CHUNK, Share
+from loadgen.apis import AdapterOptions, make_endpoint
 from loadgen.client import StreamClient, make_client
-from loadgen.endpoints import OpenAIEndpoint
 from loadgen.httpcommon import HttpSettings
 from loadgen.load import LoadPlan, RunOutcome, Session
 from loadgen.runner import Runner
@@ -232,9 +232,8 @@ class WorkerBody:
     async def _main(self) -> tuple[RunOutcome, dict[str, Any]]:
         s = self.setup
         clock = time.monotonic_ns
-        endpoint = OpenAIEndpoint(
-            api=s.api, model=s.model, stream=s.stream, count_output=_counter(s.tokenizer)
-        )
+        options = AdapterOptions(s.model, s.stream, _counter(s.tokenizer))
+        endpoint = make_endpoint(s.api, options)
         client = _Tracked(make_client(s.settings, clock), self._note_started)
         runner = Runner(client, endpoint, clock, self._record)
         self._loop, self._runner = asyncio.get_running_loop(), runner
