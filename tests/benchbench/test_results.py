@@ -104,7 +104,7 @@ def test_an_slo_on_the_mean_is_checked_as_the_mean(tmp_path: Path) -> None:
     ("text", "says"),
     [
         ("ttft_p999_ms=5", "bad statistic 'p999'"),
-        ("latency_p99_ms=5", "valid: METRIC.STAT"),
+        ("speed_p99_ms=5", "valid: METRIC.STAT"),
         ("output_tok_s=5", "per-request latency"),
         ("ttft_p99_ms=fast", "expected a number"),
     ],
