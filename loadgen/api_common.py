@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -24,6 +24,10 @@ from loadgen.responsefields import (
     take_client_count,
 )
 from loadgen.spec import RequestRecord
+from loadgen.sse import split_events
+
+if TYPE_CHECKING:
+    from loadgen.apis import AdapterOptions
 
 ANSWER, REASONING, TOOL_CALL = "answer", "reasoning", "tool_call"
 
@@ -165,3 +169,62 @@ def not_a_stream(record: RequestRecord, pieces: Sequence[bytes]) -> None:
     if record.error_kind is None:
         record.error_kind = errors.NOT_STREAMING
         record.error_detail = snippet(b"".join(pieces)) or "empty body"
+
+
+class StreamedEndpoint:
+    """What every streamed adapter's finish() shares: frame the body into events (SSE, or
+    NDJSON lines), parse each once, hand each to the adapter's `read_event`, then apply the
+    closing rules. An adapter sets its path and `ends_with`, and writes body() and
+    read_event()."""
+
+    # What a complete stream ends with: the `incomplete` detail names it.
+    ends_with = "its final event"
+    ndjson = False  # one JSON object per line (Ollama) instead of server-sent events
+
+    def __init__(self, options: AdapterOptions) -> None:
+        self.model = options.model
+        self.count_output = options.count_output
+        self.extra_body = options.extra_body
+
+    def finish(
+        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    ) -> None:
+        guarded(record, lambda: self._read(record, pieces, times_ns))
+
+    def read_event(
+        self, record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]
+    ) -> None:
+        """One parsed event at receive time `t`: tokens into `tally`, counts onto `record`."""
+        raise NotImplementedError
+
+    def with_extra(self, body: dict[str, Any], spec_extra: dict[str, Any] | None) -> bytes:
+        """The body with the workload's extra fields, then the user's, merged last."""
+        if spec_extra:
+            body.update(spec_extra)
+        if self.extra_body:
+            body.update(self.extra_body)
+        return orjson.dumps(body)
+
+    def _read(
+        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    ) -> None:
+        split = split_lines if self.ndjson else split_events
+        ev_t, ev_d, rest = split(pieces, times_ns)
+        if not ev_d:
+            if not pieces:
+                return
+            if not self.ndjson:
+                not_a_stream(record, pieces)
+            elif record.error_kind is None:  # not one whole line: cut before it ended
+                record.error_kind = errors.INCOMPLETE
+                record.error_detail = snippet(rest) or "empty body"
+            return
+        record.first_event_ns = ev_t[0]  # any event, even one without text
+        tally = StreamTally(
+            count_text=self.count_output is not None, keep_answer=record.session_id is not None
+        )
+        for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
+            obj = parse_event(record, i, payload)
+            if obj is not None:
+                self.read_event(record, tally, t, obj)
+        close_stream(record, tally, self.count_output, rest, self.ends_with)

@@ -8,40 +8,27 @@ timings beside the client's. There is no `[DONE]`: `stop` ends the stream."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from loadgen.api_common import (
+    StreamedEndpoint,
     StreamTally,
-    close_stream,
     count,
     field_of,
-    guarded,
     keep_timings,
-    not_a_stream,
-    parse_event,
 )
 from loadgen.responsefields import take_error
 from loadgen.spec import RequestRecord, RequestSpec
-from loadgen.sse import split_events
-
-if TYPE_CHECKING:
-    from loadgen.apis import AdapterOptions
 
 
-class LlamaCppEndpoint:
+class LlamaCppEndpoint(StreamedEndpoint):
     """`--api llamacpp`: one prompt string, `n_predict` output tokens at most."""
 
     path = "/completion"
     shape = "completions"
     at_root = True
     summary = "llama.cpp native, POST /completion (per-request timings)"
-
-    def __init__(self, options: AdapterOptions) -> None:
-        self.count_output = options.count_output
-        self.extra_body = options.extra_body
+    ends_with = '"stop": true'
 
     def body(self, spec: RequestSpec) -> bytes:
         prompt = spec.prompt
@@ -52,32 +39,12 @@ class LlamaCppEndpoint:
         # llama.cpp has ignore_eos but no min_tokens: with ignore_eos it runs to n_predict.
         extra.pop("min_tokens", None)
         body.update(extra)
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return self.with_extra(body, None)
 
-    def finish(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    def read_event(
+        self, record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]
     ) -> None:
-        guarded(record, lambda: self._read(record, pieces, times_ns))
-
-    def _read(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
-    ) -> None:
-        ev_t, ev_d, rest = split_events(pieces, times_ns)
-        if not ev_d:
-            if pieces:
-                not_a_stream(record, pieces)
-            return
-        record.first_event_ns = ev_t[0]
-        tally = StreamTally(
-            count_text=self.count_output is not None, keep_answer=record.session_id is not None
-        )
-        for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
-            obj = parse_event(record, i, payload)
-            if obj is not None:
-                _read_event(record, tally, t, obj)
-        close_stream(record, tally, self.count_output, rest, '"stop": true')
+        _read_event(record, tally, t, obj)
 
 
 def _read_event(record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]) -> None:

@@ -10,29 +10,22 @@ declares both)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from loadgen.api_common import (
     ANSWER,
     REASONING,
     TOOL_CALL,
+    StreamedEndpoint,
     StreamTally,
-    close_stream,
     count,
     field_of,
-    guarded,
-    not_a_stream,
-    parse_event,
 )
 from loadgen.responsefields import take_error
 from loadgen.spec import RequestRecord, RequestSpec
-from loadgen.sse import split_events
 
 if TYPE_CHECKING:
-    from loadgen.apis import AdapterOptions
+    pass
 
 # delta.type -> (the field holding its text, the event kind)
 _DELTAS = {
@@ -42,7 +35,7 @@ _DELTAS = {
 }
 
 
-class MessagesEndpoint:
+class MessagesEndpoint(StreamedEndpoint):
     """`--api messages`: system messages go in `system`, the rest in `messages`."""
 
     path = "/messages"
@@ -50,11 +43,7 @@ class MessagesEndpoint:
     auth = "x-api-key"
     headers = {"anthropic-version": "2023-06-01"}
     summary = "Anthropic Messages API, POST /messages"
-
-    def __init__(self, options: AdapterOptions) -> None:
-        self.model = options.model
-        self.count_output = options.count_output
-        self.extra_body = options.extra_body
+    ends_with = "message_stop"
 
     def body(self, spec: RequestSpec) -> bytes:
         turns = spec.messages or ({"role": "user", "content": spec.prompt or ""},)
@@ -71,34 +60,12 @@ class MessagesEndpoint:
         }
         if system:
             body["system"] = "\n\n".join(system)
-        if spec.extra_body:
-            body.update(spec.extra_body)
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return self.with_extra(body, spec.extra_body)
 
-    def finish(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    def read_event(
+        self, record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]
     ) -> None:
-        guarded(record, lambda: self._read(record, pieces, times_ns))
-
-    def _read(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
-    ) -> None:
-        ev_t, ev_d, rest = split_events(pieces, times_ns)
-        if not ev_d:
-            if pieces:
-                not_a_stream(record, pieces)
-            return
-        record.first_event_ns = ev_t[0]
-        tally = StreamTally(
-            count_text=self.count_output is not None, keep_answer=record.session_id is not None
-        )
-        for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
-            obj = parse_event(record, i, payload)
-            if obj is not None:
-                _read_event(record, tally, t, obj)
-        close_stream(record, tally, self.count_output, rest, "message_stop")
+        _read_event(record, tally, t, obj)
 
 
 def _read_event(record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]) -> None:

@@ -11,43 +11,32 @@ the client's timings. An error is a line `{"error": "..."}`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from loadgen import errors
 from loadgen.api_common import (
     ANSWER,
     REASONING,
     TOOL_CALL,
+    StreamedEndpoint,
     StreamTally,
-    close_stream,
     count,
     field_of,
-    guarded,
     keep_timings,
-    parse_event,
-    split_lines,
 )
-from loadgen.responsefields import snippet, take_error
+from loadgen.responsefields import take_error
 from loadgen.spec import RequestRecord, RequestSpec
-
-if TYPE_CHECKING:
-    from loadgen.apis import AdapterOptions
 
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 
 
-class _OllamaEndpoint:
+class _OllamaEndpoint(StreamedEndpoint):
     chat = True
     at_root = True
     models = "ollama"
-
-    def __init__(self, options: AdapterOptions) -> None:
-        self.model = options.model
-        self.count_output = options.count_output
-        self.extra_body = options.extra_body
+    ndjson = True
+    ends_with = '"done": true'
 
     def body(self, spec: RequestSpec) -> bytes:
         body: dict[str, Any] = {"model": self.model, "stream": True}
@@ -61,35 +50,9 @@ class _OllamaEndpoint:
             body["prompt"] = prompt
         # Ollama has no ignore_eos or min_tokens; num_predict caps the output.
         body["options"] = {"num_predict": spec.max_tokens}
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return self.with_extra(body, None)
 
-    def finish(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
-    ) -> None:
-        guarded(record, lambda: self._read(record, pieces, times_ns))
-
-    def _read(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
-    ) -> None:
-        ev_t, ev_d, rest = split_lines(pieces, times_ns)
-        if not ev_d:
-            if pieces and record.error_kind is None:
-                record.error_kind = errors.INCOMPLETE
-                record.error_detail = snippet(rest) or "empty body"
-            return
-        record.first_event_ns = ev_t[0]
-        tally = StreamTally(
-            count_text=self.count_output is not None, keep_answer=record.session_id is not None
-        )
-        for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
-            obj = parse_event(record, i, payload)
-            if obj is not None:
-                self._read_line(record, tally, t, obj)
-        close_stream(record, tally, self.count_output, rest, '"done": true')
-
-    def _read_line(
+    def read_event(
         self, record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]
     ) -> None:
         error = obj.get("error")

@@ -10,30 +10,23 @@ There is no `[DONE]`: the stream is complete once one of those two has arrived."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from loadgen.api_common import (
     ANSWER,
     REASONING,
     TOOL_CALL,
+    StreamedEndpoint,
     StreamTally,
-    close_stream,
     count,
     field_of,
-    guarded,
     keep_timings,
-    not_a_stream,
-    parse_event,
 )
 from loadgen.responsefields import malformed, take_error
 from loadgen.spec import RequestRecord, RequestSpec
-from loadgen.sse import split_events
 
 if TYPE_CHECKING:
-    from loadgen.apis import AdapterOptions
+    pass
 
 # Delta events that carry generated text, and the kind of each.
 _DELTAS = {
@@ -45,17 +38,13 @@ _DELTAS = {
 _FINISHED = ("response.completed", "response.incomplete")
 
 
-class ResponsesEndpoint:
+class ResponsesEndpoint(StreamedEndpoint):
     """`--api responses`: chat-shaped requests sent as Responses `input` messages."""
 
     path = "/responses"
     shape = "chat"
     summary = "OpenAI Responses API, POST /responses"
-
-    def __init__(self, options: AdapterOptions) -> None:
-        self.model = options.model
-        self.count_output = options.count_output
-        self.extra_body = options.extra_body
+    ends_with = "response.completed"
 
     def body(self, spec: RequestSpec) -> bytes:
         if spec.messages is not None:
@@ -71,36 +60,12 @@ class ResponsesEndpoint:
             "stream": True,
             "store": False,  # a benchmark's requests are not worth keeping server-side
         }
-        if spec.extra_body:
-            body.update(spec.extra_body)
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return self.with_extra(body, spec.extra_body)
 
-    def finish(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    def read_event(
+        self, record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]
     ) -> None:
-        guarded(record, lambda: self._read(record, pieces, times_ns))
-
-    def _read(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
-    ) -> None:
-        ev_t, ev_d, rest = split_events(pieces, times_ns)
-        if not ev_d:
-            if pieces:
-                not_a_stream(record, pieces)
-            return
-        record.first_event_ns = ev_t[0]
-        tally = StreamTally(
-            count_text=self.count_output is not None, keep_answer=record.session_id is not None
-        )
-        for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
-            if payload == b"[DONE]":  # some gateways add it; the completed event decides
-                continue
-            obj = parse_event(record, i, payload)
-            if obj is not None:
-                _read_event(record, tally, t, obj)
-        close_stream(record, tally, self.count_output, rest, "response.completed")
+        _read_event(record, tally, t, obj)
 
 
 def _read_event(record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]) -> None:

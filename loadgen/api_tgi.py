@@ -10,30 +10,20 @@ by the server but carries no text. An error mid-stream is `{"error": ..., "error
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import Any
 
 from loadgen.api_common import (
+    StreamedEndpoint,
     StreamTally,
-    close_stream,
     count,
     field_of,
-    guarded,
     keep_timings,
-    not_a_stream,
-    parse_event,
 )
 from loadgen.responsefields import take_error
 from loadgen.spec import RequestRecord, RequestSpec
-from loadgen.sse import split_events
-
-if TYPE_CHECKING:
-    from loadgen.apis import AdapterOptions
 
 
-class TgiEndpoint:
+class TgiEndpoint(StreamedEndpoint):
     """`--api tgi`: one prompt string as `inputs`, details asked for (the token counts)."""
 
     path = "/generate_stream"
@@ -41,10 +31,7 @@ class TgiEndpoint:
     at_root = True
     models = "tgi"
     summary = "Hugging Face TGI native, POST /generate_stream"
-
-    def __init__(self, options: AdapterOptions) -> None:
-        self.count_output = options.count_output
-        self.extra_body = options.extra_body
+    ends_with = "details"
 
     def body(self, spec: RequestSpec) -> bytes:
         prompt = spec.prompt
@@ -55,32 +42,12 @@ class TgiEndpoint:
         extra = {k: v for k, v in (spec.extra_body or {}).items() if k not in _NO_TGI}
         parameters.update(extra)
         body: dict[str, Any] = {"inputs": prompt, "parameters": parameters, "stream": True}
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return self.with_extra(body, None)
 
-    def finish(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
+    def read_event(
+        self, record: RequestRecord, tally: StreamTally, t: int, obj: dict[str, Any]
     ) -> None:
-        guarded(record, lambda: self._read(record, pieces, times_ns))
-
-    def _read(
-        self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
-    ) -> None:
-        ev_t, ev_d, rest = split_events(pieces, times_ns)
-        if not ev_d:
-            if pieces:
-                not_a_stream(record, pieces)
-            return
-        record.first_event_ns = ev_t[0]
-        tally = StreamTally(
-            count_text=self.count_output is not None, keep_answer=record.session_id is not None
-        )
-        for i, (t, payload) in enumerate(zip(ev_t, ev_d, strict=True)):
-            obj = parse_event(record, i, payload)
-            if obj is not None:
-                _read_event(record, tally, t, obj)
-        close_stream(record, tally, self.count_output, rest, "details")
+        _read_event(record, tally, t, obj)
 
 
 _NO_TGI = ("ignore_eos", "min_tokens")
