@@ -7,10 +7,8 @@ client is), flushes the store once a second and refreshes the live view."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import itertools
-import signal
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -163,7 +161,7 @@ class LoadDriver:
             tick.cancel()
             self.collectors.stop()
             await client.aclose()
-            self._release_signals()
+            self.signals.release_loop()
         client_health, warnings = health(
             time.process_time() - cpu0, (self.clock() - t0) / 1e9, self.lags
         )
@@ -172,22 +170,11 @@ class LoadDriver:
         return Driven(outcome, client_health, warnings, retries, self.stop.is_set())
 
     def _catch_signals(self, runner: Runner) -> None:
-        def on_signal() -> None:  # SIGINT or SIGTERM: stop sending, keep every record
-            self.signals.count += 1
+        def stop() -> None:  # SIGINT or SIGTERM: stop sending, keep every record
             self.stop.set()
             runner.stop()
 
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, on_signal)
-
-    def _release_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
-        self.signals.install()
+        self.signals.catch_on_loop(stop)
 
     async def _ticker(self) -> None:
         for n in itertools.count(1):

@@ -3,10 +3,14 @@ way: sending stops, what is in flight is recorded as cancelled, the run is "inte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
+
+_STOPPING = (signal.SIGINT, signal.SIGTERM)
 
 
 class Signals:
@@ -30,6 +34,27 @@ class Signals:
         if self._installed:
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signal.SIGTERM, self._previous)
+
+    def catch_on_loop(self, stop: Callable[[], None]) -> None:
+        """While requests are sent (inside the running event loop): SIGINT and SIGTERM are
+        counted and call `stop`, which stops sending and keeps every record."""
+
+        def on_signal() -> None:
+            self.count += 1
+            stop()
+
+        loop = asyncio.get_running_loop()
+        for sig in _STOPPING:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal)
+
+    def release_loop(self) -> None:
+        """Sending is over: the loop's handlers go, and SIGTERM is SIGINT again."""
+        loop = asyncio.get_running_loop()
+        for sig in _STOPPING:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+        self.install()
 
     def install(self) -> None:
         """(Re)install the SIGTERM handler: closing an event loop resets it."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -147,7 +146,7 @@ class WorkersDriver:
             await self._clocks("start")
             return await self._run(links)
         finally:
-            self._release_signals()
+            self.signals.release_loop()
             for link in links:
                 link.detach()
             await asyncio.gather(*(asyncio.to_thread(link.close) for link in links))
@@ -232,23 +231,12 @@ class WorkersDriver:
         return lags
 
     def _catch_signals(self, links: list[Any]) -> None:
-        def on_signal() -> None:  # SIGINT or SIGTERM: every worker stops, records are kept
-            self.signals.count += 1
+        def stop() -> None:  # SIGINT or SIGTERM: every worker stops, records are kept
             self.stop.set()
             for link in links:
                 link.send(("stop",))
 
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, on_signal)
-
-    def _release_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
-        self.signals.install()
+        self.signals.catch_on_loop(stop)
 
     def _show_live(self) -> None:
         if self.on_live is not None:
