@@ -59,7 +59,7 @@ class CalibrateOptions:
 
     @property
     def probe_s(self) -> float:
-        return 1.0 if self.quick else 3.0
+        return 1.5 if self.quick else 3.0
 
     @property
     def max_steps(self) -> int:
@@ -157,7 +157,9 @@ def _rate_search(
     base_url: str, n: int, options: CalibrateOptions, budget_s: float, rows: list[WorkerRow]
 ) -> SearchResult[RateFigures]:
     one = rows[0].max_rate if rows and rows[0].max_rate else None
-    start = max(100.0, one * n * 0.5) if one else 250.0 * n
+    # A busy loop keeps its timers: start where a client is busy, not idle (an idle VM's
+    # wake-ups alone can exceed 2 ms of lag); a start that fails steps down.
+    start = max(100.0, one * n * 0.5) if one else 1000.0 * n
     bounds = SearchBounds(start, 1e6, 2.0, options.max_steps, budget_s)
     return search_max(_confirmed(lambda r: rate_probe(base_url, r, n, options.probe_s)), bounds)
 
