@@ -19,6 +19,10 @@ F = TypeVar("F")
 class Probe(Generic[F]):
     passed: bool
     figures: F
+    # Failed because the load is beyond the client (it fell behind), not by a margin: no
+    # higher level can pass. A failure that is not saturated (a latency spike of an idle,
+    # shared machine) lets the ramp go on up, since busier loops often keep time better.
+    saturated: bool = True
 
 
 @dataclass
@@ -27,7 +31,7 @@ class SearchResult(Generic[F]):
 
     best: float | None = None
     best_figures: F | None = None
-    first_fail: float | None = None
+    first_fail: float | None = None  # the lowest failing level above `best`
     last_figures: F | None = None  # the latest probe's, passed or not
     steps: list[tuple[float, bool]] = field(default_factory=list)
     # Why the search stopped early: "steps", "time", "ceiling" (the ramp's top passed),
@@ -60,7 +64,7 @@ def search_max(
     result: SearchResult[F] = SearchResult()
     deadline = clock() + bounds.budget_s
 
-    def try_level(level: float) -> bool | None:
+    def try_level(level: float) -> Probe[F] | None:
         if len(result.steps) >= bounds.max_steps:
             result.cut = "steps"
             return None
@@ -72,28 +76,52 @@ def search_max(
         result.last_figures = outcome.figures
         if outcome.passed and (result.best is None or level > result.best):
             result.best, result.best_figures = level, outcome.figures
-        elif not outcome.passed and (result.first_fail is None or level < result.first_fail):
-            result.first_fail = level
-        return outcome.passed
+        return outcome
 
+    _ramp(try_level, bounds, result)
+    if result.cut is not None:
+        return _bracketed(result)
+    if result.best is None:  # the start failed: step down to the floor
+        level = bounds.start
+        while result.best is None and result.cut is None:
+            level /= bounds.factor
+            if level < bounds.floor:
+                result.cut = "floor"
+                return _bracketed(result)
+            try_level(level)
+    _bracketed(result)
+    while (  # bisect (geometric) between the best pass and the lowest fail above it
+        result.best is not None
+        and result.first_fail is not None
+        and result.first_fail / result.best - 1 > bounds.resolution
+        and result.cut is None
+    ):
+        try_level((result.best * result.first_fail) ** 0.5)
+        _bracketed(result)
+    return result
+
+
+def _ramp(
+    try_level: Callable[[float], Probe[F] | None], bounds: SearchBounds, result: SearchResult[F]
+) -> None:
+    """Up by `factor` from the start while probes pass, or fail unsaturated before any pass;
+    bounded by the ceiling and by try_level's step and time limits."""
     level = bounds.start
-    while True:  # the ramp: bounded by the ceiling and by try_level's step and time limits
-        passed = try_level(level)
-        if passed is None or not passed:
-            break
+    while True:
+        outcome = try_level(level)
+        if outcome is None:
+            return
+        if not outcome.passed and (outcome.saturated or result.best is not None):
+            return
         if level >= bounds.ceiling:
-            result.cut = "ceiling"
-            return result
+            if outcome.passed:
+                result.cut = "ceiling"
+            return
         level = min(level * bounds.factor, bounds.ceiling)
-    while passed is False and result.best is None:  # the start failed: step down to the floor
-        level /= bounds.factor
-        if level < bounds.floor:
-            result.cut = "floor"
-            return result
-        passed = try_level(level)
-    if result.best is None or result.first_fail is None or result.cut is not None:
-        return result
-    while result.first_fail / result.best - 1 > bounds.resolution:  # bisect (geometric)
-        if try_level((result.best * result.first_fail) ** 0.5) is None:
-            break
+
+
+def _bracketed(result: SearchResult[F]) -> SearchResult[F]:
+    """first_fail: the lowest failing level above the best pass (any fail when none passed)."""
+    fails = [lv for lv, ok in result.steps if not ok and (result.best is None or lv > result.best)]
+    result.first_fail = min(fails) if fails else None
     return result

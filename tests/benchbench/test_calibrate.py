@@ -71,6 +71,19 @@ def test_search_stops_at_the_ceiling_when_everything_passes() -> None:
     assert result.cut == "ceiling" and result.best == 300
 
 
+def test_search_ramps_past_unsaturated_failures_to_the_ceiling_above_them() -> None:
+    """Lag limits can fail at low load (an idle machine wakes late) and pass when busy."""
+
+    def probe(level: float) -> Probe[float]:
+        if level < 300:
+            return Probe(False, level, saturated=False)
+        return Probe(level <= 2500, level, saturated=level > 2500)
+
+    result = search_max(probe, SearchBounds(100, 1e6, max_steps=30))
+    assert result.best is not None and result.first_fail is not None
+    assert result.best <= 2500 < result.first_fail and result.first_fail / result.best <= 1.05
+
+
 def test_search_steps_down_when_the_start_fails() -> None:
     result = search_max(threshold_probe(10, []), SearchBounds(100, 1e6, max_steps=30))
     assert result.best is not None and result.first_fail is not None
