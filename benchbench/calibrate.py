@@ -161,7 +161,8 @@ def _rate_search(
     # wake-ups alone can exceed 2 ms of lag); a start that fails steps down.
     start = max(100.0, one * n * 0.5) if one else 1000.0 * n
     bounds = SearchBounds(start, 1e6, 2.0, options.max_steps, budget_s)
-    return search_max(_confirmed(lambda r: rate_probe(base_url, r, n, options.probe_s)), bounds)
+    probe = _confirmed(lambda r: rate_probe(base_url, r, n, options.probe_s), budget_s)
+    return search_max(probe, bounds)
 
 
 def _token_search(
@@ -170,17 +171,21 @@ def _token_search(
     one = rows[0].max_tokens_per_s if rows and rows[0].max_tokens_per_s else None
     start = max(500.0, one * n * 0.5) if one else 1000.0 * n
     bounds = SearchBounds(start, 1e8, 2.0, options.max_steps, budget_s)
-    return search_max(_confirmed(lambda t: token_probe(t, n, options.probe_s)), bounds)
+    return search_max(_confirmed(lambda t: token_probe(t, n, options.probe_s), budget_s), bounds)
 
 
-def _confirmed(probe: Callable[[float], Probe[F]]) -> Callable[[float], Probe[F]]:
-    """A failed probe is run once more and the level counts as held if either run held it:
-    a ceiling is what the client can do, and one stall caused by another process on a shared
-    machine should not lower it (a client that cannot hold the load fails both)."""
+def _confirmed(probe: Callable[[float], Probe[F]], budget_s: float) -> Callable[[float], Probe[F]]:
+    """A failed probe is run once more (within `budget_s` from now) and the level counts as
+    held if either run held it: a ceiling is what the client can do, and one stall caused by
+    another process on a shared machine should not lower it (a client that cannot hold the
+    load fails both)."""
+    deadline = time.monotonic() + budget_s
 
     def twice(level: float) -> Probe[F]:
         first = probe(level)
-        return first if first.passed else probe(level)
+        if first.passed or first.saturated or time.monotonic() >= deadline:
+            return first
+        return probe(level)
 
     return twice
 
