@@ -124,6 +124,8 @@ def calibrate(
     """Measure every worker count in turn, store the rows, and return them."""
     from benchbench.sim import SimConfig, SimProcess
 
+    if not Path(store_path).parent.is_dir():  # before minutes of measuring, not after
+        raise ConfigError(f"--db: directory {Path(store_path).parent} does not exist")
     say = on_step or (lambda _line: None)
     core_count = cores()
     counts = options.worker_counts(core_count)

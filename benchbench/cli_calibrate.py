@@ -16,7 +16,10 @@ from benchbench.calibrate import CalibrateOptions, Calibration, calibrate
 
 def calibrate_command(
     quick: Annotated[
-        bool, typer.Option("--quick", help="Short probes and few steps (about a minute).")
+        bool,
+        typer.Option(
+            "--quick", help="Short probes and few steps (a 90 s budget unless --budget-s)."
+        ),
     ] = False,
     max_workers: Annotated[
         int | None,

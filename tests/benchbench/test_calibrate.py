@@ -269,3 +269,10 @@ def test_bad_calibrate_flags_are_one_line_errors(
     first = proc.stderr.strip().splitlines()[0]
     assert says in first
     assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_a_store_in_a_missing_directory_is_refused_before_measuring(tmp_path: Path) -> None:
+    proc = bench("calibrate", "--quick", "--db", str(tmp_path / "no" / "x.duckdb"), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: --db: directory {tmp_path / 'no'} "
+                                                "does not exist"]  # fmt: skip
