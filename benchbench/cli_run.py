@@ -3,6 +3,7 @@ the summary. The options are made from the config sections (benchbench.cli_optio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,17 +61,20 @@ with_parameters(run_command, run_parameters())
 
 
 def run_one(cfg: RunConfig, *, quiet: bool, as_json: bool) -> None:
+    from benchbench.calibrate import recommended_workers
     from benchbench.cli_render import print_traffic_notes
     from benchbench.console import live_line, print_summary
     from benchbench.execute import RunPlan, execute
 
     console = Console(stderr=as_json)
+    # --workers auto: as many as this machine's stored calibration says the load needs.
+    plan = RunPlan(cfg, recommend_workers=recommended_workers)
     if quiet or as_json or not console.is_terminal:
-        result = execute(RunPlan(cfg))
+        result = execute(plan)
     else:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             show = lambda s, now: live.update(live_line(s, now))  # noqa: E731
-            result = execute(RunPlan(cfg, on_live=show))
+            result = execute(dataclasses.replace(plan, on_live=show))
     if as_json:
         print(json.dumps(result.summary.to_dict(), default=str))
     else:

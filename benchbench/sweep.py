@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchbench.calibrate import recommended_workers
 from benchbench.config import RunConfig
 from benchbench.execute import RunGroup, RunPlan, execute
 from benchbench.metrics import RunSummary
@@ -183,7 +184,8 @@ def run_points(
     for j, (rate, conc) in enumerate(loads):
         i = len(group.points)
         point_cfg = cfg.replace(rate=rate, concurrency=conc)
-        result = execute(RunPlan(point_cfg, RunGroup(group.group_id, kind, i)))
+        point_group = RunGroup(group.group_id, kind, i)
+        result = execute(RunPlan(point_cfg, point_group, recommend_workers=recommended_workers))
         check = point_check(cfg.output.db, result.run_id)
         concurrency = point_cfg.load.concurrency if rate is None else None
         point = Point(i, rate, concurrency, result.run_id, result.summary, check)

@@ -276,3 +276,23 @@ def test_a_store_in_a_missing_directory_is_refused_before_measuring(tmp_path: Pa
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"error: --db: directory {tmp_path / 'no'} "
                                                 "does not exist"]  # fmt: skip
+
+
+def test_bench_run_workers_auto_uses_the_workers_the_calibration_recommends(
+    tmp_path: Path,
+) -> None:
+    # One worker holds 30 req/s, two hold 60: 40 req/s needs two (with headroom).
+    db = stored(tmp_path, [WorkerRow(1, 30.0, 1.0, 5_000.0, 0.5, 2.0),
+                           WorkerRow(2, 60.0, 1.0, 9_000.0, 0.5, 2.0)])  # fmt: skip
+    proc = bench("run", "--sim-fast", "--rate", "40", "--requests", "12", "--workers", "auto",
+                 "--db", db, "-q", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "no calibration stored" not in proc.stderr
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    try:
+        workers = con.execute("SELECT count(DISTINCT worker), count(*) FROM requests").fetchone()
+    finally:
+        con.close()
+    assert workers == (2, 12)

@@ -44,7 +44,7 @@ def locked_sim() -> Iterator[SimProcess]:
         (["--endpoint", "ftp://example"], "--endpoint must be an http(s) URL"),
         (["--endpoint", "http://127.0.0.1:9/v1"], "cannot connect to http://127.0.0.1:9/v1"),
         (["--input-len", "gaussian:7"], "--input-len"),
-        (["--api", "embeddings"], "--api"),
+        (["--api", "embedings"], "--api"),  # a typo: the known APIs are listed
         (["--header", "no-colon"], "--header must look like 'Name: value'"),
         # Malformed URLs: one line naming the flag, never a traceback from a client.
         (["--endpoint", "http://[::1"], "--endpoint must be an http(s) URL"),
