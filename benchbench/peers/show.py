@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 from rich.table import Table
 
 from benchbench.errors import ConfigError
@@ -48,3 +49,21 @@ def _fmt(v: float | None) -> str:
     if v is None:
         return "-"
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
+
+
+def peer_facts(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, dict[str, str]]:
+    """The run in each peer's names, for the HTML report: one fact table per tool, a row per
+    metric it could compute ("p50 · p99 (ours: name)"), the tool left out when none."""
+    out: dict[str, dict[str, str]] = {}
+    for view in PEERS.values():
+        rows = {}
+        for row in compute_view(con, run_id, view).rows:
+            if row.n == 0 or row.mean is None:
+                continue
+            figure = (
+                _fmt(row.mean) if row.p50 is None else f"p50 {_fmt(row.p50)} · p99 {_fmt(row.p99)}"
+            )
+            rows[f"{row.name} ({row.unit})"] = f"{figure} (ours: {row.ours or '-'})"
+        if rows:
+            out[f"as {view.title}"] = rows
+    return out

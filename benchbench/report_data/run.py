@@ -14,6 +14,7 @@ import duckdb
 
 from benchbench.calibrate_headroom import client_headroom
 from benchbench.metrics import RunSummary, summarize
+from benchbench.peers.show import peer_facts
 from benchbench.pooling_report import pooling_latency_cdf, pooling_rates
 from benchbench.reasoning import reasoning_facts
 from benchbench.report_data.latency import MAX_POINTS, cdfs, distribution_rows, scatters
@@ -131,6 +132,7 @@ def gather_run(
             **facts(run, s, collectors, cache),
             **client_headroom(con, run_id, run.host, run.config, s),
             **worker_facts(s.results.workers),
+            **peer_facts(con, run_id),  # the same run in vLLM's, AIPerf's, ... names
         },
         warnings=s.warnings,
         notes=tuple(notes),

@@ -141,3 +141,18 @@ def test_an_unknown_tool_is_one_line_naming_the_known_ones(db: Path) -> None:
         "error: --as 'llmperf' is not a known tool; use one of vllm, aiperf, guidellm, "
         "inference-perf, mlperf"
     ]
+
+
+def test_the_report_shows_the_run_in_every_peers_names(db: Path) -> None:
+    from benchbench.report_data.run import gather_run
+
+    store = open_store(db, read_only=True)
+    try:
+        facts = gather_run(store.con, 1).facts
+    finally:
+        store.close()
+    tables = {name: rows for name, rows in facts.items() if name.startswith("as ")}
+    assert len(tables) == len(PEERS)
+    vllm = tables[f"as {PEERS['vllm'].title}"]
+    # The role-only chunk at 10 ms is vLLM's first token; ours waits for text.
+    assert vllm["TTFT (ms)"].startswith("p50 10.00") and "(ours: ttft_ms)" in vllm["TTFT (ms)"]
