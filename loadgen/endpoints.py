@@ -27,7 +27,8 @@ from loadgen.responsefields import (
     take_usage,
 )
 from loadgen.spec import RequestRecord, RequestSpec
-from loadgen.sse import split_events
+from loadgen.sse import join_data_events, split_events
+from loadgen.streamfast import decode_array, decode_chunks, read_chunks
 
 Api = Literal["chat", "completions"]
 
@@ -101,21 +102,13 @@ class OpenAIEndpoint:
     def _finish_stream(
         self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
     ) -> None:
-        ev_t, ev_d, rest = split_events(pieces, times_ns)
-        if not ev_d and pieces:
-            # A 200 that is not an event stream: a server ignoring "stream", or garbage.
-            if record.error_kind is None:
-                record.error_kind = errors.NOT_STREAMING
-                record.error_detail = snippet(b"".join(pieces)) or "empty body"
-            return
-        done = False
-        if ev_d and ev_d[-1] == b"[DONE]":
-            done = True
-            ev_t, ev_d = ev_t[:-1], ev_d[:-1]
         texts: list[str] | None = [] if self.count_output is not None else None
         # A session's answer goes back as the next turn's history: keep it.
         answers: list[str] | None = [] if record.session_id is not None else None
-        done = _read_events(record, ev_t, ev_d, self.api == "chat", texts, answers) or done
+        read = self._read_stream(record, pieces, times_ns, texts, answers)
+        if read is None:
+            return
+        ev_t, done, rest = read
         if answers is not None:
             record.output_text = "".join(answers)
         event_ns = record.event_ns
@@ -139,6 +132,44 @@ class OpenAIEndpoint:
             elif not event_ns:
                 record.error_kind = errors.NO_TOKENS
                 record.error_detail = "the stream finished without any output text"
+
+    def _read_stream(
+        self,
+        record: RequestRecord,
+        pieces: Sequence[bytes],
+        times_ns: Sequence[int],
+        texts: list[str] | None,
+        answers: list[str] | None,
+    ) -> tuple[list[int], bool, bytes] | None:
+        """Read the stream's events into `record`: (event times, whether it said it finished,
+        the unterminated rest), or None when the body is not an event stream (recorded).
+        The common stream takes two C passes and one typed decode; any other, or one that
+        fails them, is split and read event by event, every problem named."""
+        chat = self.api == "chat"
+        joined = join_data_events(pieces, times_ns)
+        if joined is not None:
+            ev_t, array, done = joined
+            chunks = decode_array(array, len(ev_t))
+            if chunks is not None:
+                done = read_chunks(record, ev_t, chunks, chat, texts, answers) or done
+                return ev_t, done, b""
+        ev_t, ev_d, rest = split_events(pieces, times_ns)
+        if not ev_d and pieces:
+            # A 200 that is not an event stream: a server ignoring "stream", or garbage.
+            if record.error_kind is None:
+                record.error_kind = errors.NOT_STREAMING
+                record.error_detail = snippet(b"".join(pieces)) or "empty body"
+            return None
+        done = False
+        if ev_d and ev_d[-1] == b"[DONE]":
+            done = True
+            ev_t, ev_d = ev_t[:-1], ev_d[:-1]
+        chunks = decode_chunks(ev_d)
+        if chunks is not None:
+            done = read_chunks(record, ev_t, chunks, chat, texts, answers) or done
+        else:
+            done = _read_events(record, ev_t, ev_d, chat, texts, answers) or done
+        return ev_t, done, rest
 
 
 def _read_events(

@@ -11,7 +11,7 @@ comments, multi-line data, `event:` fields, CR line ends) takes the general path
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import accumulate
+from itertools import accumulate, chain, repeat
 
 import numpy as np
 
@@ -118,3 +118,38 @@ def _data_of(event: bytes) -> bytes | None:
     if not lines:
         return None
     return b"\n".join(lines)
+
+
+_DONE_TAIL = b"\n\ndata: [DONE]\n\n"
+
+
+def join_data_events(
+    pieces: Sequence[bytes], times_ns: Sequence[int]
+) -> tuple[list[int], bytes, bool] | None:
+    """The most common stream in a few C passes, or None for split_events to read: every
+    event one `data: ` line, LF line ends, nothing after the last event. Returns (times of
+    the events before a final `[DONE]`, their payloads as one JSON array, whether it ended
+    with `[DONE]`); each event is timed by the read holding its last newline, as in
+    split_events."""
+    if not pieces or len(pieces) != len(times_ns):
+        return None
+    body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    if body[:6] != b"data: " or body[-2:] != b"\n\n" or b"\r" in body:
+        return None
+    if body == b"data: [DONE]\n\n":
+        return [], b"[]", True
+    # Every event boundary becomes a comma; any newline left but the final pair means an
+    # event of another shape (multi-line data, a comment, an `event:` or `id:` field).
+    joined = body[6:].replace(b"\n\ndata: ", b",")
+    if joined.find(b"\n") != len(joined) - 2:
+        return None
+    # Each newline of the body is an event's: its time repeated per newline, every second
+    # one kept, is the time of the read that held each event's last newline.
+    per_read = map(bytes.count, pieces, repeat(b"\n"))
+    times = list(chain.from_iterable(map(repeat, times_ns, per_read)))[1::2]
+    end = len(joined) - 2
+    done = body.endswith(_DONE_TAIL)
+    if done:
+        times.pop()
+        end -= 7  # `,[DONE]`
+    return times, b"[" + joined[:end] + b"]", done
