@@ -1,6 +1,7 @@
 """Client overhead: CPU per streamed event and timestamp error, per transport and concurrency.
 
     python benchmarks/client_overhead.py [--concurrency 64,256,1024] [--tokens 200]
+    python benchmarks/client_overhead.py --short   # 16-token requests: CPU-us per request
 
 The simulator runs in its own process and, where the machine allows, on its own core; the
 client runs on another. For each transport and concurrency it runs a closed-loop load twice:
@@ -91,6 +92,7 @@ def figures(
         "cpu_s_per_1m": cpu / events * 1e6,
         "events_per_s": events / wall,
         "cpu_util": cpu / wall,
+        "cpu_us_per_req": cpu / max(1, ok + errored) * 1e6,
         "err_p50_us": pct(errs, 0.5),
         "err_p99_us": pct(errs, 0.99),
     }
@@ -198,11 +200,12 @@ def row(mode: str, loop: str, transport: str, conc: int, med: dict[str, float]) 
         f"{mode:9} {loop:7} {transport:9} {conc:>5} {med['events']:>8.0f} "
         f"{med['events_per_cpu_s']:>10,.0f} {med['cpu_s_per_1m']:>9.2f} "
         f"{med['events_per_s']:>9,.0f} {med['cpu_util']:>5.0%} "
-        f"{med['err_p50_us']:>10.0f} {med['err_p99_us']:>10.0f} {med['errored']:>6.0f}"
+        f"{med['err_p50_us']:>10.0f} {med['err_p99_us']:>10.0f} {med['errored']:>6.0f} "
+        f"{med['cpu_us_per_req']:>10.1f}"
     )
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--concurrency", default="64,256,1024")
     ap.add_argument("--transports", default="raw,aiohttp,httpx,peer")
@@ -211,7 +214,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="medians over this many runs")
     ap.add_argument("--step-ms", type=float, default=40.0, help="paced mode: decode step")
     ap.add_argument("--loops", default="auto", help="event loops to compare: auto,asyncio,uvloop")
+    ap.add_argument("--modes", default="saturated,paced", help="saturated, paced or both")
+    ap.add_argument(
+        "--short",
+        action="store_true",
+        help="short requests: 16 tokens, 16 per stream, saturated only (read cpu-us/req)",
+    )
     args = ap.parse_args()
+    if args.short:
+        args.tokens, args.per_stream, args.modes = 16, 16, "saturated"
+    return args
+
+
+def main() -> None:
+    args = _args()
     concs = [int(c) for c in args.concurrency.split(",")]
     transports = args.transports.split(",")
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -230,10 +246,11 @@ def main() -> None:
     print(
         f"{'mode':9} {'loop':7} {'transport':9} {'conc':>5} {'events':>8} {'ev/cpu-s':>10} "
         f"{'cpu-s/1M':>9} {'ev/s':>9} {'cpu%':>5} {'err p50 us':>10} {'err p99 us':>10} "
-        f"{'failed':>6}"
+        f"{'failed':>6} {'cpu-us/req':>10}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for mode, sim_cfg in (("saturated", fast), ("paced", paced)):
+        modes = [m for m in (("saturated", fast), ("paced", paced)) if m[0] in args.modes]
+        for mode, sim_cfg in modes:
             with SimProcess(sim_cfg) as sim:
                 if len(cores) > 1:
                     os.sched_setaffinity(sim.pid, {cores[0]})  # server on one core,

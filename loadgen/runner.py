@@ -216,7 +216,10 @@ class Runner:
                     return
                 request = self._spawn_request(spec, None, n < plan.warmup_requests)
                 # Wait for it without owning it: ending the sending leaves it to the drain.
-                await asyncio.wait((request,))
+                # A bare future: asyncio.wait((request,)) costs ~5 us more per request.
+                waiter = asyncio.get_running_loop().create_future()
+                request.add_done_callback(lambda _, w=waiter: w.done() or w.set_result(None))
+                await waiter
                 if plan.think_time_s > 0:
                     await asyncio.sleep(plan.think_time_s)
 
