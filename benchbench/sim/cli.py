@@ -47,6 +47,10 @@ def sim_command(
     tool_calls: bool = typer.Option(
         False, help="Chat streams answer with a streamed tool call (delta.tool_calls)."
     ),
+    prefix_block: int = typer.Option(16, help="Prefix cache block size, in prompt tokens."),
+    prefix_cache_blocks: int = typer.Option(
+        4096, help="Blocks the prefix cache holds (LRU); 0 turns the cache off."
+    ),
     faults: str | None = typer.Option(
         None,
         help="Serve a hostile endpoint instead: fault names served round-robin "
@@ -81,6 +85,8 @@ def sim_command(
             reasoning_tokens=reasoning_tokens,
             reasoning_ratio=reasoning_ratio,
             tool_calls=tool_calls,
+            prefix_block=prefix_block,
+            prefix_cache_blocks=prefix_cache_blocks,
         )
     except SimConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -6,6 +6,10 @@ and at most 64 sequences decode together. A lone request with a 500-token prompt
 and 100 output tokens therefore sees TTFT ~ 15 ms and ~8 ms between tokens; at 64
 concurrent sequences a step takes 14.4 ms, so a rate sweep shows a knee near
 64 / (max_tokens * 14.4 ms) requests per second.
+
+A prefix cache is on by default (16-token blocks, 4096 of them, LRU; see prefix_cache.py):
+a prompt that starts like an earlier one prefills only its uncached tokens and reports the
+cached ones. Every benchbench run salts its prompts, so runs stay cold for each other.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ class SimConfig:
     reasoning_ratio: float = 0.0
     # Chat streams answer with one streamed tool call (`delta.tool_calls`) instead of text.
     tool_calls: bool = False
+    # The prefix cache: tokens per block, and blocks it holds (LRU); 0 blocks = no cache
+    # (every reply then reports 0 cached tokens, as a server without prefix caching).
+    prefix_block: int = 16
+    prefix_cache_blocks: int = 4096
 
     def __post_init__(self) -> None:
         _check(bool(self.model), "model must be a non-empty string")
@@ -83,6 +91,11 @@ class SimConfig:
         _check(
             not (self.reasoning_tokens and self.reasoning_ratio),
             "give reasoning_tokens or reasoning_ratio, not both",
+        )
+        _check(self.prefix_block >= 1, f"prefix_block must be >= 1 (got {self.prefix_block})")
+        _check(
+            self.prefix_cache_blocks >= 0,
+            f"prefix_cache_blocks must be >= 0, 0 = no cache (got {self.prefix_cache_blocks})",
         )
         if self.faults is not None:
             try:

@@ -6,6 +6,10 @@ waiting requests FIFO up to `max_batch` running sequences (their prefill time is
 added to that step), then decodes: every running sequence gets one token at the
 step's end. A lone request therefore sees its first token after
 prefill + one decode step, and its n-th after prefill + n decode steps.
+
+With the prefix cache on (SimConfig.prefix_cache_blocks), admission looks each prompt up
+in it: only the uncached tokens cost prefill time, and the sequence carries its cached
+count for the reply's usage (`Seq.cached_tokens`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections import deque
 from typing import Protocol
 
 from benchbench.sim.config import SimConfig
+from benchbench.sim.prefix_cache import PrefixCache, prompt_words
 
 # When the server falls further behind its schedule than this (CPU starved), it
 # drops the debt instead of bursting tokens to catch up, as a real engine would.
@@ -36,7 +41,16 @@ class SeqSink(Protocol):
 class Seq:
     """One request inside the engine."""
 
-    __slots__ = ("prompt_tokens", "length", "finish_reason", "word_ids", "produced", "sink")
+    __slots__ = (
+        "prompt_tokens",
+        "length",
+        "finish_reason",
+        "word_ids",
+        "produced",
+        "sink",
+        "prompt_key",
+        "cached_tokens",
+    )
 
     def __init__(
         self,
@@ -44,8 +58,14 @@ class Seq:
         word_ids: list[int],
         finish_reason: str,
         sink: SeqSink,
+        prompt_key: str = "",
     ) -> None:
         self.prompt_tokens = prompt_tokens
+        # The prompt as parse.py keys it (its words, or "1,2,3" for token ids); "" = not
+        # looked up in the prefix cache.
+        self.prompt_key = prompt_key
+        # Prompt tokens served from the prefix cache, known once admitted.
+        self.cached_tokens = 0
         self.word_ids = word_ids
         self.length = len(word_ids)
         self.finish_reason = finish_reason
@@ -62,6 +82,9 @@ class Engine:
         self._wake = asyncio.Event()
         self.prompt_tokens_total = 0
         self.generation_tokens_total = 0
+        self.prefix_cache: PrefixCache | None = None
+        if config.prefix_cache_blocks > 0:
+            self.prefix_cache = PrefixCache(config.prefix_block, config.prefix_cache_blocks)
 
     def submit(self, seq: Seq) -> None:
         self.waiting.append(seq)
@@ -111,18 +134,23 @@ class Engine:
                     await asyncio.sleep(0)
 
     def _admit(self) -> tuple[int, int]:
+        """Admit waiting sequences; returns (prompt tokens to prefill, sequences admitted)."""
         if self._cancelled:
             self.running = [s for s in self.running if s not in self._cancelled]
             self._cancelled.clear()
         tokens = 0
         admitted = 0
         max_batch = self._config.max_batch
+        cache = self.prefix_cache
         while self.waiting and len(self.running) < max_batch:
             seq = self.waiting.popleft()
             self.running.append(seq)
-            tokens += seq.prompt_tokens
+            if cache is not None and seq.prompt_key:
+                seq.cached_tokens = cache.admit(prompt_words(seq.prompt_key, seq.prompt_tokens))
+            self.prompt_tokens_total += seq.prompt_tokens
+            # A cached prefix is not prefilled again: only the rest costs time.
+            tokens += seq.prompt_tokens - seq.cached_tokens
             admitted += 1
-        self.prompt_tokens_total += tokens
         return tokens, admitted
 
     def _decode(self, skip_paused: bool) -> int:

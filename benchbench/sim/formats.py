@@ -9,6 +9,7 @@ before the socket write.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
@@ -26,11 +27,14 @@ def error_body(message: str, status: int, error_type: str = "invalid_request_err
     )
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI usage; `prompt_tokens_details.cached_tokens` = prompt tokens served from the
+    prefix cache (always said, 0 included, as vLLM with prompt token details does)."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
 
 
@@ -93,10 +97,9 @@ class StreamFormat:
             % (empty, finish_reason.encode())
         )
 
-    def usage_event(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        return self._event(
-            b'"choices":[],"usage":%b' % orjson.dumps(usage(prompt_tokens, completion_tokens))
-        )
+    def usage_event(self, prompt_tokens: int, completion_tokens: int, cached: int = 0) -> bytes:
+        fields = usage(prompt_tokens, completion_tokens, cached)
+        return self._event(b'"choices":[],"usage":%b' % orjson.dumps(fields))
 
     def _event(self, fields: bytes) -> bytes:
         return chunk(
@@ -113,6 +116,7 @@ def completion_body(
     finish_reason: str,
     prompt_tokens: int,
     completion_tokens: int,
+    cached_tokens: int = 0,
 ) -> bytes:
     """The one JSON object of a non-streamed response."""
     if chat:
@@ -131,7 +135,7 @@ def completion_body(
             "created": created,
             "model": model,
             "choices": [choice],
-            "usage": usage(prompt_tokens, completion_tokens),
+            "usage": usage(prompt_tokens, completion_tokens, cached_tokens),
             "bb_send_ns": time.monotonic_ns(),
         }
     )
@@ -204,8 +208,8 @@ class PhasedStreamFormat(StreamFormat):
             finish_reason = "tool_calls"
         return super().finish_event(finish_reason)
 
-    def usage_event(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        fields = usage(prompt_tokens, completion_tokens)
+    def usage_event(self, prompt_tokens: int, completion_tokens: int, cached: int = 0) -> bytes:
+        fields = usage(prompt_tokens, completion_tokens, cached)
         details = {"reasoning_tokens": min(self._reasoning, completion_tokens)}
         return self._event(
             b'"choices":[],"usage":%b'

@@ -31,11 +31,26 @@ class _SimCollector(Collector):
             "sim:num_requests_waiting", "Requests queued for a batch slot.", len(engine.waiting)
         )
         yield CounterMetricFamily(
-            "sim:prompt_tokens", "Prompt tokens prefilled.", engine.prompt_tokens_total
+            "sim:prompt_tokens",
+            "Prompt tokens received (cached ones included).",
+            engine.prompt_tokens_total,
         )
         yield CounterMetricFamily(
             "sim:generation_tokens", "Tokens generated.", engine.generation_tokens_total
         )
+        cache = engine.prefix_cache
+        if cache is not None:
+            # vLLM's prefix_cache_hits / prefix_cache_queries: counted in prompt tokens.
+            yield CounterMetricFamily(
+                "sim:prefix_cache_queries",
+                "Prompt tokens looked up in the prefix cache.",
+                cache.queries_total,
+            )
+            yield CounterMetricFamily(
+                "sim:prefix_cache_hits",
+                "Prompt tokens served from the prefix cache.",
+                cache.hits_total,
+            )
         yield CounterMetricFamily(
             "sim:requests",
             "Completion and chat requests received (any outcome).",

@@ -62,7 +62,9 @@ class _StreamSink:
         conn = self._conn
         conn.write_raw(self._format.finish_event(seq.finish_reason))
         if self._include_usage:
-            conn.write_raw(self._format.usage_event(self._prompt_tokens, seq.length))
+            conn.write_raw(
+                self._format.usage_event(self._prompt_tokens, seq.length, seq.cached_tokens)
+            )
         conn.write_raw(formats.DONE_CHUNK)
         conn.end_stream()
 
@@ -104,6 +106,7 @@ class _BufferSink:
             seq.finish_reason,
             self._req.prompt_tokens,
             seq.length,
+            seq.cached_tokens,
         )
         self._conn.respond(200, body)
 
@@ -191,7 +194,7 @@ class SimApp:
                 conn.write_raw(fmt.role_event())
         else:
             sink = _BufferSink(conn, request_id, self._created, config.model, req)
-        seq = Seq(req.prompt_tokens, word_ids, finish_reason, sink)
+        seq = Seq(req.prompt_tokens, word_ids, finish_reason, sink, req.prompt_key)
         engine = self.engine
         conn.on_lost = lambda: engine.cancel(seq)
         conn.on_resume = engine.notify

@@ -66,10 +66,10 @@ class ResponsesFormat:
             "response.output_text.delta", output_index=0, content_index=0, delta=text
         )
 
-    def end(self, prompt_tokens: int, length: int, finish_reason: str) -> bytes:
+    def end(self, prompt_tokens: int, length: int, finish_reason: str, cached: int = 0) -> bytes:
         usage = {
             "input_tokens": prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": cached},
             "output_tokens": length,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt_tokens + length,
@@ -118,16 +118,22 @@ class MessagesFormat:
             {"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta"
         )
 
-    def end(self, prompt_tokens: int, length: int, finish_reason: str) -> bytes:
+    def end(self, prompt_tokens: int, length: int, finish_reason: str, cached: int = 0) -> bytes:
         stop_reason = "max_tokens" if finish_reason == "length" else "end_turn"
         delta = {"stop_reason": stop_reason, "stop_sequence": None}
+        # message_delta's usage is cumulative: the prompt split known once admitted (the
+        # simulator writes message_start before its engine looks the prompt up). Anthropic's
+        # input_tokens leaves out the tokens read from the cache.
+        usage = {
+            "input_tokens": prompt_tokens - cached,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": cached,
+            "output_tokens": length,
+        }
         return b"".join(
             (
                 sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-                sse(
-                    {"type": "message_delta", "delta": delta, "usage": {"output_tokens": length}},
-                    "message_delta",
-                ),
+                sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta"),
                 sse({"type": "message_stop"}, "message_stop"),
             )
         )
@@ -150,14 +156,15 @@ class LlamaCppFormat:
             self._first_ns = time.monotonic_ns()
         return sse({"index": 0, "content": text, "stop": False, "bb_send_ns": time.monotonic_ns()})
 
-    def end(self, prompt_tokens: int, length: int, finish_reason: str) -> bytes:
+    def end(self, prompt_tokens: int, length: int, finish_reason: str, cached: int = 0) -> bytes:
         now = time.monotonic_ns()
         first = self._first_ns if self._first_ns is not None else now
         prompt_ms = (first - self._started_ns) / 1e6
         predicted_ms = (now - first) / 1e6
+        # llama.cpp: cache_n tokens reused from the slot's cache, prompt_n the ones processed.
         timings = {
-            "cache_n": 0,
-            "prompt_n": prompt_tokens,
+            "cache_n": cached,
+            "prompt_n": prompt_tokens - cached,
             "prompt_ms": prompt_ms,
             "predicted_n": length,
             "predicted_ms": predicted_ms,
@@ -199,7 +206,7 @@ class TgiFormat:
         self._text.append(text)
         return self._event(text, False, None)
 
-    def end(self, prompt_tokens: int, length: int, finish_reason: str) -> bytes:
+    def end(self, prompt_tokens: int, length: int, finish_reason: str, cached: int = 0) -> bytes:
         details = {
             "finish_reason": "length" if finish_reason == "length" else "eos_token",
             "generated_tokens": length,
@@ -238,7 +245,7 @@ class OllamaFormat:
             self._first_ns = time.monotonic_ns()
         return ndjson(self._line(text, False))
 
-    def end(self, prompt_tokens: int, length: int, finish_reason: str) -> bytes:
+    def end(self, prompt_tokens: int, length: int, finish_reason: str, cached: int = 0) -> bytes:
         now = time.monotonic_ns()
         first = self._first_ns if self._first_ns is not None else now
         obj = self._line("", True)

@@ -69,7 +69,8 @@ class _WireSink:
         self._conn.write_raw(self._format.tokens(text))
 
     def on_done(self, seq: Seq) -> None:
-        self._conn.write_raw(self._format.end(seq.prompt_tokens, seq.length, seq.finish_reason))
+        end = self._format.end(seq.prompt_tokens, seq.length, seq.finish_reason, seq.cached_tokens)
+        self._conn.write_raw(end)
         self._conn.end_stream()
 
 
@@ -108,7 +109,8 @@ def _generate(app: SimApp, request: HttpRequest, path: str, conn: HttpConnection
     fmt = _format(protocol, chat, f"sim-{app.requests_total}", config.model, req.prompt_tokens)
     conn.start_stream(fmt.content_type)
     conn.write_raw(fmt.start())
-    seq = Seq(req.prompt_tokens, output_word_ids(rng, length), finish_reason, _WireSink(conn, fmt))
+    sink = _WireSink(conn, fmt)
+    seq = Seq(req.prompt_tokens, output_word_ids(rng, length), finish_reason, sink, req.prompt_key)
     engine = app.engine
     conn.on_lost = lambda: engine.cancel(seq)
     conn.on_resume = engine.notify
