@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from benchbench.runloop import health, run_event_loop
 from benchbench.workers.plan import FEED_CHUNK, Share
@@ -34,8 +34,26 @@ from loadgen.spec import RequestRecord
 
 Send = Callable[[tuple[Any, ...]], None]
 _END = object()
-# A send begun: what a worker_lost row needs if the worker dies before the request ends.
-Started = tuple[int, int | None, int, bool, str | None, int, int | None, int | None]
+# Test seam: fixed offsets (ns) added to the workers' monotonic clocks, one per worker
+# ("0,5000000000": worker 1's clock runs 5 s ahead), as if each ran on a host of its own.
+# Read only by the worker body; the coordinator must find and undo the offset by itself.
+CLOCK_OFFSET_ENV = "BENCHBENCH_TEST_WORKER_CLOCK_OFFSETS_NS"
+
+
+class Started(NamedTuple):
+    """A send begun: all a worker_lost row can say if the worker dies before it ends (what
+    the request was planned to be; nothing measured after the send is known)."""
+
+    index: int
+    intended_ns: int | None
+    sent_ns: int
+    warmup: bool
+    session_id: str | None
+    turn: int
+    input_tokens_expected: int | None
+    output_tokens_expected: int | None
+    cached_input_tokens_expected: int | None
+    inputs: int | None
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,15 @@ class WorkerSetup:
     drain_timeout_s: float | None
     max_rate: float | None
     flush_s: float = 0.25
+
+
+def worker_clock(worker: int) -> Callable[[], int]:
+    """The worker's monotonic clock: the host's, unless the test seam offsets it."""
+    raw = os.environ.get(CLOCK_OFFSET_ENV, "").split(",")
+    offset = int(raw[worker]) if worker < len(raw) and raw[worker].strip() else 0
+    if not offset:
+        return time.monotonic_ns
+    return lambda: time.monotonic_ns() + offset
 
 
 def node_info() -> dict[str, Any]:
@@ -160,8 +187,9 @@ class _Tracked:
     ) -> None:
         r = record
         self._note(
-            (r.index, r.intended_ns, r.sent_ns, r.warmup, r.session_id, r.turn,
-             r.input_tokens_expected, r.output_tokens_expected)
+            Started(r.index, r.intended_ns, r.sent_ns, r.warmup, r.session_id, r.turn,
+                    r.input_tokens_expected, r.output_tokens_expected,
+                    r.cached_input_tokens_expected, r.inputs)
         )  # fmt: skip
         await self._inner.post(path, body, record, pieces, times)
 
@@ -172,6 +200,7 @@ class _Tracked:
 class WorkerBody:
     def __init__(self, setup: WorkerSetup, send: Send) -> None:
         self.setup, self.w = setup, setup.share.worker
+        self.clock = worker_clock(self.w)  # every stamp it takes, and its answer to a ping
         self._send = send
         self.feed = Feed(lambda n: send(("more", self.w, n)), setup.share.feed_chunk)
         self._go = threading.Event()
@@ -231,7 +260,7 @@ class WorkerBody:
 
     async def _main(self) -> tuple[RunOutcome, dict[str, Any]]:
         s = self.setup
-        clock = time.monotonic_ns
+        clock = self.clock
         options = AdapterOptions(s.model, s.stream, _counter(s.tokenizer))
         endpoint = make_endpoint(s.api, options)
         client = _Tracked(make_client(s.settings, clock), self._note_started)

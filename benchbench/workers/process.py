@@ -16,7 +16,6 @@ import contextlib
 import multiprocessing
 import signal
 import threading
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -43,7 +42,7 @@ def _serve(conn: Connection, body: WorkerBody, send: Callable[[tuple[Any, ...]],
         elif kind == "stop":
             body.stop()
         elif kind == "ping":
-            send(("pong", body.w, msg[1], time.monotonic_ns()))
+            send(("pong", body.w, msg[1], body.clock()))
         elif kind == "bye":
             body.stop()  # a worker still waiting for its go ends too
             return

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +55,7 @@ class WorkerActor:
         self._body.stop()
 
     def ping(self, t0: int) -> tuple[Any, ...]:
-        return ("pong", self._w, t0, time.monotonic_ns())
+        return ("pong", self._w, t0, self._body.clock())
 
     def drain(self) -> list[tuple[Any, ...]]:
         with self._lock:

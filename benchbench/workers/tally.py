@@ -68,7 +68,9 @@ class Tally:
         return offset if abs(offset) > max(uncertainty, SAME_CLOCK_NS) else 0
 
     def clock_sample(self, w: int, when: str, t0: int, worker_ns: int, t1: int) -> None:
-        sample = (worker_ns - (t0 + t1) // 2, (t1 - t0) // 2)
+        # The worker read its clock somewhere in [t0, t1]: offset within half the round
+        # trip of the midpoint (rounded up, so the bound holds to the nanosecond).
+        sample = (worker_ns - (t0 + t1) // 2, (t1 - t0 + 1) // 2)
         best = self.workers[w].clock.get(when)
         if best is None or sample[1] < best[1]:
             self.workers[w].clock[when] = sample
@@ -87,7 +89,7 @@ class Tally:
         worker, shift = self.workers[w], self.shift(w)
         worker.started += len(started)
         for s in started:
-            worker.open[s[0]] = s
+            worker.open[s.index] = s
         for record in records:
             worker.open.pop(record.index, None)
             if shift:
@@ -120,9 +122,13 @@ class Tally:
         now, shift = self.clock(), self.shift(w)
         for s in worker.open.values():
             record = RequestRecord(
-                index=s[0], intended_ns=s[1], sent_ns=s[2], warmup=s[3], session_id=s[4],
-                turn=s[5], input_tokens_expected=s[6], output_tokens_expected=s[7], worker=w,
-                error_kind=errors.WORKER_LOST, error_detail=f"client worker {w} died: {why}",
+                index=s.index, intended_ns=s.intended_ns, sent_ns=s.sent_ns, warmup=s.warmup,
+                session_id=s.session_id, turn=s.turn,
+                input_tokens_expected=s.input_tokens_expected,
+                output_tokens_expected=s.output_tokens_expected,
+                cached_input_tokens_expected=s.cached_input_tokens_expected,
+                inputs=s.inputs, worker=w, error_kind=errors.WORKER_LOST,
+                error_detail=f"client worker {w} died: {why}",
             )  # fmt: skip
             if shift:
                 _shift(record, shift)
