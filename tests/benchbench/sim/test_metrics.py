@@ -47,9 +47,13 @@ def test_gauges_show_the_queue_and_counters_count_tokens_and_requests() -> None:
         "sim:prompt_tokens_total": 0,
         "sim:generation_tokens_total": 0,
         "sim:requests_total": 0,
+        "sim:prefix_cache_queries_total": 0,
+        "sim:prefix_cache_hits_total": 0,
     }
     assert during is not None and during["sim:num_requests_running"] == 1
     assert after["sim:prompt_tokens_total"] == 9
+    # "a b c" has no full 16-token block: looked up, never served.
+    assert (after["sim:prefix_cache_queries_total"], after["sim:prefix_cache_hits_total"]) == (9, 0)
     assert after["sim:generation_tokens_total"] == 60
     assert after["sim:requests_total"] == 3
     assert after["sim:num_requests_running"] == after["sim:num_requests_waiting"] == 0

@@ -36,7 +36,12 @@ def test_streamed_completion_has_one_token_per_event_then_finish_usage_done() ->
         "finish_reason": "length",
     }
     assert usage["choices"] == []
-    assert usage["usage"] == {"prompt_tokens": 4, "completion_tokens": 7, "total_tokens": 11}
+    assert usage["usage"] == {
+        "prompt_tokens": 4,
+        "completion_tokens": 7,
+        "total_tokens": 11,
+        "prompt_tokens_details": {"cached_tokens": 0},  # prefix cache: nothing to reuse
+    }
     assert len(events) == 10
 
 
@@ -94,6 +99,7 @@ def test_non_streamed_response_is_one_json_with_usage(chat: bool) -> None:
         "prompt_tokens": 5 if chat else 2,
         "completion_tokens": 12,
         "total_tokens": 17 if chat else 14,
+        "prompt_tokens_details": {"cached_tokens": 0},
     }
     assert choice["finish_reason"] == "length"
 
