@@ -7,6 +7,7 @@ To the coordinator it sends (through `send`, thread-safe):
     ("more", w, n)                its work is running low: n more items, please
     ("batch", w, started, records) at least every `flush_s`: sends begun, records finished
     ("done", w, outcome, health)  the runner finished (after a last batch)
+    ("failed", w, why)            it could not go on (after a last batch): it is lost
 From the coordinator it takes feed(), go() and stop(), called from any thread."""
 
 from __future__ import annotations
@@ -232,7 +233,15 @@ class WorkerBody:
         self._send(("ready", self.w, info))
         while not self._go.wait(1.0):
             pass
-        outcome, overhead = run_event_loop(self._main(), self.setup.event_loop)
+        try:
+            outcome, overhead = run_event_loop(self._main(), self.setup.event_loop)
+        except Exception as exc:
+            # Say why before ending: in a Ray actor this thread's end is seen by no one (the
+            # actor lives on), and a process's exit code alone does not say what failed.
+            self._loop = None
+            self._flush()
+            self._send(("failed", self.w, f"{type(exc).__name__}: {exc}"[:300]))
+            return
         self._loop = None
         self._send(("done", self.w, outcome, overhead))
 

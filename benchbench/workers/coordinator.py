@@ -181,6 +181,8 @@ class WorkersDriver:
             links = self.books.links
             items = self.dealer.take(w, max(1, int(msg[2])))
             links[w].send(("feed", items, self.dealer.done_for(w)))
+        elif kind == "failed":
+            self.books.lost(w, str(msg[2]))
         elif kind == "pong":
             future = self._pongs.get(w)
             if future is not None and not future.done():

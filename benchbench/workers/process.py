@@ -106,6 +106,8 @@ class ProcessLink:
         def ended() -> None:
             loop.remove_reader(self.process.sentinel)
             readable()  # what it sent before it ended comes first
+            # Its sentinel is ready, so it has ended: reap it, or exitcode may still be None.
+            self.process.join(1.0)
             code = self.process.exitcode
             lost(self.w, f"process {self.pid} ended (exit code {code})")
 

@@ -148,8 +148,8 @@ def test_a_worker_killed_before_it_sends_anything_leaves_only_its_share_unsent(
     books = results.books
     assert books is not None and books.missing == 0 and books.sent == books.stored == 10
     assert result.status == "complete"
-    assert any("client worker 1 died mid-run" in w and "0 request(s) in flight" in w
-               for w in warnings)  # fmt: skip
+    assert any("client worker 1 died mid-run" in w and "exit code -9" in w
+               and "0 request(s) in flight" in w for w in warnings)  # fmt: skip
     w1 = results.workers[1]
     assert w1.lost and w1.lost_requests == 0 and w1.records == 0 and w1.unsent == 10
 
