@@ -14,6 +14,10 @@ client runs on another. For each transport and concurrency it runs a closed-loop
   the simulator's send stamp (`bb_send_ns`, same monotonic clock), p50 and p99 in microseconds.
   A saturated client's "error" is its own queueing, which is why the two are measured apart.
 
+Each row also gives the client CPU-us per request (`--short`: 16-token requests, the figure
+DESIGN.md's 50 us target is about) and the kernel's share of the CPU (`sys%`, from
+os.times(): the recv, send and epoll calls no Python change removes).
+
 `--transports` takes benchbench's stream clients (raw, aiohttp, httpx) and `peer`: a reference
 written here in the style most serving benchmarks use (an aiohttp session, the body iterated
 line by line, `json.loads` and a `perf_counter()` stamp per event in the request's coroutine,
@@ -122,18 +126,19 @@ async def one(
     specs = (RequestSpec(index=i, prompt="a b c d", max_tokens=tokens) for i in range(n))
     gc.collect()
     gc.freeze()  # as bench run does: no full collection in the middle of the streams
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, t0, sys0 = time.process_time(), time.perf_counter(), os.times().system
     outcome = await runner.run(
         specs, LoadPlan(concurrency=concurrency, max_requests=n), origin_ns=origin
     )
     await client.aclose()
     writer.close()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    kernel = os.times().system - sys0
     gc.unfreeze()
     store.close()
     events = sum(len(r.event_ns) for r in records)
     errs = stamp_errors_us(endpoint.captured)
-    return figures(outcome.ok, outcome.errored, events, cpu, wall, errs)
+    return figures(outcome.ok, outcome.errored, events, cpu, wall, errs) | {"sys": kernel / cpu}
 
 
 async def peer_one(
@@ -186,13 +191,14 @@ async def peer_one(
 
     gc.collect()
     gc.freeze()
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, t0, sys0 = time.process_time(), time.perf_counter(), os.times().system
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     await session.close()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    kernel = os.times().system - sys0
     gc.unfreeze()
     events = sum(counts)
-    return figures(len(counts) - failed, failed, events, cpu, wall, errs)
+    return figures(len(counts) - failed, failed, events, cpu, wall, errs) | {"sys": kernel / cpu}
 
 
 def row(mode: str, loop: str, transport: str, conc: int, med: dict[str, float]) -> str:
@@ -201,7 +207,7 @@ def row(mode: str, loop: str, transport: str, conc: int, med: dict[str, float]) 
         f"{med['events_per_cpu_s']:>10,.0f} {med['cpu_s_per_1m']:>9.2f} "
         f"{med['events_per_s']:>9,.0f} {med['cpu_util']:>5.0%} "
         f"{med['err_p50_us']:>10.0f} {med['err_p99_us']:>10.0f} {med['errored']:>6.0f} "
-        f"{med['cpu_us_per_req']:>10.1f}"
+        f"{med['cpu_us_per_req']:>10.1f} {med['sys']:>5.0%}"
     )
 
 
@@ -246,7 +252,7 @@ def main() -> None:
     print(
         f"{'mode':9} {'loop':7} {'transport':9} {'conc':>5} {'events':>8} {'ev/cpu-s':>10} "
         f"{'cpu-s/1M':>9} {'ev/s':>9} {'cpu%':>5} {'err p50 us':>10} {'err p99 us':>10} "
-        f"{'failed':>6} {'cpu-us/req':>10}"
+        f"{'failed':>6} {'cpu-us/req':>10} {'sys%':>5}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         modes = [m for m in (("saturated", fast), ("paced", paced)) if m[0] in args.modes]
