@@ -21,6 +21,7 @@ from typing import Protocol
 
 from benchbench.sim.config import SimConfig
 from benchbench.sim.prefix_cache import PrefixCache, prompt_words
+from benchbench.sim.tokenizer import VOCABULARY
 
 # When the server falls further behind its schedule than this (CPU starved), it
 # drops the debt instead of bursting tokens to catch up, as a real engine would.
@@ -50,6 +51,7 @@ class Seq:
         "sink",
         "prompt_key",
         "cached_tokens",
+        "prompt_words",
     )
 
     def __init__(
@@ -66,6 +68,8 @@ class Seq:
         self.prompt_key = prompt_key
         # Prompt tokens served from the prefix cache, known once admitted.
         self.cached_tokens = 0
+        # The prompt's tokens, kept from admission to the end when the cache is on.
+        self.prompt_words: list[str] | None = None
         self.word_ids = word_ids
         self.length = len(word_ids)
         self.finish_reason = finish_reason
@@ -146,7 +150,9 @@ class Engine:
             seq = self.waiting.popleft()
             self.running.append(seq)
             if cache is not None and seq.prompt_key:
-                seq.cached_tokens = cache.admit(prompt_words(seq.prompt_key, seq.prompt_tokens))
+                words = prompt_words(seq.prompt_key, seq.prompt_tokens)
+                seq.cached_tokens = cache.admit(words)
+                seq.prompt_words = words
             self.prompt_tokens_total += seq.prompt_tokens
             # A cached prefix is not prefilled again: only the rest costs time.
             tokens += seq.prompt_tokens - seq.cached_tokens
@@ -173,6 +179,8 @@ class Engine:
                 start = produced - ((produced - 1) % per_chunk + 1)
                 sink.on_tokens(seq, start, produced)
                 sink.on_done(seq)
+                if seq.prompt_words is not None:
+                    self._cache_output(seq)
                 continue
             if produced % per_chunk == 0:
                 sink.on_tokens(seq, produced - per_chunk, produced)
@@ -181,3 +189,10 @@ class Engine:
         cancelled.clear()
         self.generation_tokens_total += progressed
         return progressed
+
+    def _cache_output(self, seq: Seq) -> None:
+        """Remember the blocks a finished sequence's prompt and answer fill."""
+        assert self.prefix_cache is not None and seq.prompt_words is not None
+        answer = [VOCABULARY[i] for i in seq.word_ids]
+        self.prefix_cache.finish(seq.prompt_words + answer)
+        seq.prompt_words = None

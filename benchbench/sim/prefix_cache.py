@@ -8,9 +8,11 @@ cached tokens are its longest leading run of cached blocks, never the whole prom
 vLLM, at least the last prompt token is prefilled (it yields the first output's logits), so
 a fully cached prompt reports its last full block as computed.
 
-Simplifications, said so that nobody reads more into the numbers: blocks enter the cache
-when their request is admitted (vLLM: when they are allocated, the same step), and a block
-a running request still uses may be evicted (vLLM pins it until the request ends).
+Blocks enter the cache when their request is admitted, and the blocks its generated tokens
+fill when it ends (so a session's next turn, sending the answer back, reuses it). Simplified,
+said so that nobody reads more into the numbers: no chat template (messages are their words
+back to back), a cancelled request's generated blocks are not kept, and a block a running
+request still uses may be evicted (vLLM pins it until the request ends).
 """
 
 from __future__ import annotations
@@ -69,6 +71,20 @@ class PrefixCache:
             if key not in blocks:
                 break
             hit += 1
+        self._remember(hashes)
+        cached = hit * self.block_tokens
+        self.hits_total += cached
+        self.queries_total += len(words)
+        return cached
+
+    def finish(self, words: list[str]) -> None:
+        """A sequence ended: remember the blocks of its prompt and generated tokens, so a
+        next turn that sends the answer back as it came reuses it too (vLLM caches the
+        blocks decode fills, not only the prompt's)."""
+        self._remember(self.block_hashes(words))
+
+    def _remember(self, hashes: list[int]) -> None:
+        blocks = self._blocks
         for key in hashes:
             if key in blocks:
                 blocks.move_to_end(key)
@@ -76,7 +92,3 @@ class PrefixCache:
                 blocks[key] = None
                 if len(blocks) > self.capacity_blocks:
                     blocks.popitem(last=False)
-        cached = hit * self.block_tokens
-        self.hits_total += cached
-        self.queries_total += len(words)
-        return cached

@@ -132,3 +132,58 @@ def test_bench_run_stores_each_turns_expectation(tmp_path: Path) -> None:
             assert expected == prev_prompt + prev_answer, turn
     assert max(len(t) for t in by_session.values()) == 3  # later turns were compared
     assert result.summary.prompt_cache["expected_share"] > 0
+
+
+# End to end on the built-in simulator, whose prefix cache (16-token blocks, LRU) serves a
+# prompt's leading cached blocks and says so in usage.prompt_tokens_details.cached_tokens.
+# Block granularity costs each request under one block of what a perfect cache would serve.
+CLOSE = 0.1  # expected and served shares of the prompt tokens agree within this
+
+
+def _cache_of(**fields: object) -> dict:
+    base = dict(input_len="40", output_len="8", requests=12, concurrency=2, nvml=False)
+    return run_benchmark(make_config(**{**base, **fields})).summary.prompt_cache
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        # 100-token prompts (the system prompt included) that share 64 of them.
+        {"system_prompt_tokens": 64, "input_len": "100"},
+        {"session_turns": "4", "system_prompt_tokens": 20, "output_len": "16"},
+    ],
+    ids=["system-prompt", "sessions"],
+)
+def test_the_simulator_serves_the_reuse_the_workload_expects(
+    tmp_path: Path, workload: dict
+) -> None:
+    pc = _cache_of(db=str(tmp_path / "e.duckdb"), sim_fast=True, **workload)
+    assert pc["source"] == "requests" and pc["compared_requests"] == pc["measured"] == 12
+    assert pc["expected_share"] > 0.3
+    assert pc["served_share_same"] == pytest.approx(pc["expected_share"], abs=CLOSE)
+    assert pc["reuse_warning"] is None
+
+
+def test_a_salted_rerun_is_cold_and_an_unsalted_one_is_served_warm(tmp_path: Path) -> None:
+    db = str(tmp_path / "r.duckdb")
+    with SimProcess(SimConfig(fast=True)) as sim:
+        runs = {
+            salt: [_cache_of(db=db, endpoint=sim.base_url, salt=salt, seed=7) for _ in range(2)]
+            for salt in (True, False)
+        }
+    # Random prompts share nothing within a run: a salted rerun of the same seed is as cold
+    # as the first run...
+    assert [pc["share"] for pc in runs[True]] == [0.0, 0.0]
+    # ...while --no-salt sends the same bytes, served from the first run's cache: every
+    # full block of each 40-token prompt but the one holding its last token (32 / 40).
+    first, rerun = runs[False]
+    assert first["share"] == 0.0
+    assert rerun["share"] == pytest.approx(32 / 40)
+
+
+def test_claimed_reuse_on_a_server_without_a_prefix_cache_is_flagged(tmp_path: Path) -> None:
+    with SimProcess(SimConfig(fast=True, prefix_cache_blocks=0)) as sim:
+        pc = _cache_of(db=str(tmp_path / "n.duckdb"), endpoint=sim.base_url,
+                       system_prompt_tokens=60)  # fmt: skip
+    assert pc["expected_share"] > 0.3 and pc["share"] == 0.0
+    assert "from the prefix cache but the server served 0.0%" in pc["reuse_warning"]

@@ -43,6 +43,23 @@ def test_a_whole_cached_prompt_still_prefills_its_last_token() -> None:
     assert cache.admit([*prompt, "more"]) == 12
 
 
+def test_an_answer_sent_back_as_it_came_is_reused_by_the_next_turn() -> None:
+    words = _words("u", 30)
+
+    async def body(sim: SimServer, client: httpx.AsyncClient) -> int:
+        url = f"{sim.base_url}/chat/completions"
+        first = [{"role": "user", "content": " ".join(words)}]
+        reply = (await client.post(url, json={"messages": first, "max_tokens": 10})).json()
+        answer = reply["choices"][0]["message"]
+        turn = [*first, answer, {"role": "user", "content": "and then"}]
+        second = (await client.post(url, json={"messages": turn, "max_tokens": 2})).json()
+        return second["usage"]["prompt_tokens_details"]["cached_tokens"]
+
+    # 30 prompt words + 10 answer words: two full blocks, the answer's end included; the
+    # prompt alone filled only one.
+    assert with_sim(FAST, body) == 32
+
+
 def test_the_least_recently_used_blocks_go_first() -> None:
     cache = PrefixCache(block_tokens=2, capacity_blocks=4)
     a, b = _words("a", 5), _words("b", 5)  # two full blocks each
