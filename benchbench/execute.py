@@ -193,6 +193,15 @@ def _close(
     outcome = driven.outcome
     counted = books.balance(store, run_id, outcome, sink)
     failures = books.failures(counted)
+    lost = [w.worker for w in driven.workers if w.lost]
+    if lost:
+        # The client broke, not the server: what the run measured is kept, but it is not a
+        # measurement of the requested load, so it must not pass anyone's CI.
+        failures.append(
+            f"client worker{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} died: "
+            "the run is failed (the load was not driven as planned; worker_lost rows are a "
+            "client failure, not the server's)"
+        )
     if failures:
         status = "failed"
     elif outcome.interrupted or driven.signalled:

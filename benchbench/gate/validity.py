@@ -36,7 +36,10 @@ __all__ = [
 # Why a run that is not complete cannot be judged, by status.
 _NOT_COMPLETE = {
     "abandoned": " (its process died before finishing it; its last records may be lost)",
-    "failed": " (its books did not balance or a part of it failed: see `bench show`)",
+    "failed": (
+        " (its books did not balance, a client worker died, or a part of it failed: "
+        "see `bench show`)"
+    ),
     "interrupted": " (stopped early)",
     "running": " (still running)",
 }

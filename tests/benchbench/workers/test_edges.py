@@ -147,7 +147,7 @@ def test_a_worker_killed_before_it_sends_anything_leaves_only_its_share_unsent(
         warnings = json.loads(con.execute("SELECT warnings FROM runs").fetchone()[0])
     books = results.books
     assert books is not None and books.missing == 0 and books.sent == books.stored == 10
-    assert result.status == "complete"
+    assert result.status == "failed"  # a lost worker fails the run
     assert any("client worker 1 died mid-run" in w and "exit code -9" in w
                and "0 request(s) in flight" in w for w in warnings)  # fmt: skip
     w1 = results.workers[1]
@@ -174,7 +174,7 @@ def test_worker_lost_rows_carry_what_was_planned_for_each_request(sim: str, tmp_
         )  # fmt: skip
         assert intended is not None and sent >= intended
     assert any(r[5] for r in lost)  # the trace claims shared blocks: some expect a hit
-    assert result.status == "complete"
+    assert result.status == "failed"  # a lost worker fails the run
 
 
 def test_worker_lost_rows_keep_their_session_and_turn(sim: str, tmp_path: Path) -> None:
@@ -193,4 +193,4 @@ def test_worker_lost_rows_keep_their_session_and_turn(sim: str, tmp_path: Path) 
     # turns stored before it are all of the earlier ones.
     for session, turn, _w, _kind in lost:
         assert sorted(turns[session]) == list(range(turn + 1))
-    assert result.status == "complete"
+    assert result.status == "failed"  # a lost worker fails the run

@@ -165,10 +165,11 @@ def test_a_worker_killed_mid_run_leaves_worker_lost_rows_and_balanced_books(
         status, warnings = con.execute("SELECT status, warnings FROM runs").fetchone()
     books = results.books
     assert books is not None and books.missing == 0 and books.sent == books.stored == len(rows)
-    # The books balance, so the run is complete (the rule of benchbench.books): the lost
-    # requests are data, errors in the error rate, and the warning says what happened.
-    assert status == "complete" == result.status
+    # The books balance (nothing measured is lost), but the client broke: the run is failed
+    # so no CI gate passes it, and the warnings say which worker and why.
+    assert status == "failed" == result.status
     assert any("died mid-run" in w for w in json.loads(warnings))
+    assert any("client worker 1 died: the run is failed" in w for w in json.loads(warnings))
     w1 = results.workers[1]
     assert w1.lost and w1.lost_requests == len(lost) and w1.pid == killed[0]
     assert w1.records + w1.unsent == 80
