@@ -171,6 +171,18 @@ def not_a_stream(record: RequestRecord, pieces: Sequence[bytes]) -> None:
         record.error_detail = snippet(b"".join(pieces)) or "empty body"
 
 
+def encode_body(
+    body: dict[str, Any], spec_extra: dict[str, Any] | None, user_extra: dict[str, Any] | None
+) -> bytes:
+    """A request body with the workload's extra fields, then the user's (--extra-body),
+    merged last: what the user says wins."""
+    if spec_extra:
+        body.update(spec_extra)
+    if user_extra:
+        body.update(user_extra)
+    return orjson.dumps(body)
+
+
 class StreamedEndpoint:
     """What every streamed adapter's finish() shares: frame the body into events (SSE, or
     NDJSON lines), parse each once, hand each to the adapter's `read_event`, then apply the
@@ -198,12 +210,7 @@ class StreamedEndpoint:
         raise NotImplementedError
 
     def with_extra(self, body: dict[str, Any], spec_extra: dict[str, Any] | None) -> bytes:
-        """The body with the workload's extra fields, then the user's, merged last."""
-        if spec_extra:
-            body.update(spec_extra)
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return encode_body(body, spec_extra, self.extra_body)
 
     def _read(
         self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from loadgen.api_common import encode_body
 from loadgen.responsefields import (
     MAX_COUNT,
     add_note,
@@ -58,11 +59,7 @@ class EmbeddingsEndpoint:
         if self.count_input is not None:
             self._sent[spec.index] = texts
         body: dict[str, Any] = {"model": self.model, "input": list(texts)}
-        if spec.extra_body:
-            body.update(spec.extra_body)
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return encode_body(body, spec.extra_body, self.extra_body)
 
     def finish(
         self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]

@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from loadgen.api_common import encode_body
 from loadgen.api_embeddings import read_body, take_input_tokens
 from loadgen.responsefields import json_kind, malformed, parser_failed
 from loadgen.spec import RequestRecord, RequestSpec
@@ -47,11 +46,7 @@ class RerankEndpoint:
         if self.count_input is not None:
             self._sent[spec.index] = tuple(f"{query} {d}" for d in documents)
         body: dict[str, Any] = {"model": self.model, "query": query, "documents": list(documents)}
-        if spec.extra_body:
-            body.update(spec.extra_body)
-        if self.extra_body:
-            body.update(self.extra_body)
-        return orjson.dumps(body)
+        return encode_body(body, spec.extra_body, self.extra_body)
 
     def finish(
         self, record: RequestRecord, pieces: Sequence[bytes], times_ns: Sequence[int]
