@@ -52,6 +52,7 @@ class Seq:
         "prompt_key",
         "cached_tokens",
         "prompt_words",
+        "prompt_hashes",
     )
 
     def __init__(
@@ -70,6 +71,7 @@ class Seq:
         self.cached_tokens = 0
         # The prompt's tokens, kept from admission to the end when the cache is on.
         self.prompt_words: list[str] | None = None
+        self.prompt_hashes: list[int] = []
         self.word_ids = word_ids
         self.length = len(word_ids)
         self.finish_reason = finish_reason
@@ -151,7 +153,8 @@ class Engine:
             self.running.append(seq)
             if cache is not None and seq.prompt_key:
                 words = prompt_words(seq.prompt_key, seq.prompt_tokens)
-                seq.cached_tokens = cache.admit(words)
+                seq.prompt_hashes = cache.block_hashes(words)
+                seq.cached_tokens = cache.admit(words, seq.prompt_hashes)
                 seq.prompt_words = words
             self.prompt_tokens_total += seq.prompt_tokens
             # A cached prefix is not prefilled again: only the rest costs time.
@@ -194,5 +197,5 @@ class Engine:
         """Remember the blocks a finished sequence's prompt and answer fill."""
         assert self.prefix_cache is not None and seq.prompt_words is not None
         answer = [VOCABULARY[i] for i in seq.word_ids]
-        self.prefix_cache.finish(seq.prompt_words + answer)
-        seq.prompt_words = None
+        self.prefix_cache.finish(seq.prompt_words + answer, seq.prompt_hashes)
+        seq.prompt_words, seq.prompt_hashes = None, []

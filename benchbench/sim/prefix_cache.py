@@ -50,19 +50,21 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._blocks)
 
-    def block_hashes(self, words: list[str]) -> list[int]:
-        """The chained hash of each full block of `words` (a partial last block has none)."""
+    def block_hashes(self, words: list[str], known: list[int] | None = None) -> list[int]:
+        """The chained hash of each full block of `words` (a partial last block has none);
+        `known`: the hashes of its first blocks, already computed (a prompt's, when its
+        answer is added)."""
         size = self.block_tokens
-        hashes = []
-        key = 0
-        for start in range(0, len(words) - size + 1, size):
+        hashes = list(known or ())
+        key = hashes[-1] if hashes else 0
+        for start in range(len(hashes) * size, len(words) - size + 1, size):
             key = hash((key, tuple(words[start : start + size])))
             hashes.append(key)
         return hashes
 
-    def admit(self, words: list[str]) -> int:
-        """Look the prompt up, then remember its blocks; returns its cached tokens."""
-        hashes = self.block_hashes(words)
+    def admit(self, words: list[str], hashes: list[int]) -> int:
+        """Look the prompt up, then remember its blocks (`hashes`: block_hashes(words));
+        returns its cached tokens."""
         blocks = self._blocks
         # At most (n - 1) tokens can be served: the last one is always prefilled.
         usable = (len(words) - 1) // self.block_tokens if words else 0
@@ -77,11 +79,11 @@ class PrefixCache:
         self.queries_total += len(words)
         return cached
 
-    def finish(self, words: list[str]) -> None:
-        """A sequence ended: remember the blocks of its prompt and generated tokens, so a
-        next turn that sends the answer back as it came reuses it too (vLLM caches the
-        blocks decode fills, not only the prompt's)."""
-        self._remember(self.block_hashes(words))
+    def finish(self, words: list[str], prompt_hashes: list[int]) -> None:
+        """A sequence ended: remember the blocks of its prompt and generated tokens (`words`;
+        `prompt_hashes`: its prompt's blocks), so a next turn that sends the answer back as
+        it came reuses it too (vLLM caches the blocks decode fills, not only the prompt's)."""
+        self._remember(self.block_hashes(words, prompt_hashes))
 
     def _remember(self, hashes: list[int]) -> None:
         blocks = self._blocks

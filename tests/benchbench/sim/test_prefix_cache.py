@@ -19,6 +19,10 @@ from tests.benchbench.sim.helpers import FAST, stream_events, with_sim
 from tests.benchbench.sim.test_wire_apis import run_api
 
 
+def _admit(cache: PrefixCache, words: list[str]) -> int:
+    return cache.admit(words, cache.block_hashes(words))
+
+
 def _words(tag: str, n: int) -> list[str]:
     return [f"{tag}{i}" for i in range(n)]
 
@@ -26,21 +30,31 @@ def _words(tag: str, n: int) -> list[str]:
 def test_a_prompt_is_served_its_leading_run_of_cached_blocks() -> None:
     cache = PrefixCache(block_tokens=4, capacity_blocks=100)
     first = _words("a", 10)
-    assert cache.admit(first) == 0  # cold
+    assert _admit(cache, first) == 0  # cold
     # Same first 9 words: blocks 0 and 1 (8 tokens) match; the partial block never does.
-    assert cache.admit([*first[:9], "x", "y", "z"]) == 8
+    assert _admit(cache, [*first[:9], "x", "y", "z"]) == 8
     # Block 0 differs: block 1's words match but its chain does not, so nothing is served.
-    assert cache.admit(["q", *first[1:]]) == 0
+    assert _admit(cache, ["q", *first[1:]]) == 0
     assert (cache.hits_total, cache.queries_total) == (8, 10 + 12 + 10)
 
 
 def test_a_whole_cached_prompt_still_prefills_its_last_token() -> None:
     cache = PrefixCache(block_tokens=4, capacity_blocks=100)
     prompt = _words("w", 12)  # three full blocks
-    cache.admit(prompt)
+    _admit(cache, prompt)
     # Like vLLM, the last token is always computed (it gives the first output's logits).
-    assert cache.admit(prompt) == 8
-    assert cache.admit([*prompt, "more"]) == 12
+    assert _admit(cache, prompt) == 8
+    assert _admit(cache, [*prompt, "more"]) == 12
+
+
+def test_a_finished_answer_continues_its_prompts_chain() -> None:
+    cache = PrefixCache(block_tokens=4, capacity_blocks=100)
+    prompt = _words("p", 10)  # two full blocks and two words
+    whole = [*prompt, *_words("a", 7)]  # the answer fills blocks 2 and 3
+    prompt_hashes = cache.block_hashes(prompt)
+    assert cache.block_hashes(whole, prompt_hashes) == cache.block_hashes(whole)
+    cache.finish(whole, prompt_hashes)
+    assert _admit(cache, [*whole, "next"]) == 16
 
 
 def test_an_answer_sent_back_as_it_came_is_reused_by_the_next_turn() -> None:
@@ -63,14 +77,14 @@ def test_an_answer_sent_back_as_it_came_is_reused_by_the_next_turn() -> None:
 def test_the_least_recently_used_blocks_go_first() -> None:
     cache = PrefixCache(block_tokens=2, capacity_blocks=4)
     a, b = _words("a", 5), _words("b", 5)  # two full blocks each
-    cache.admit(a)
-    cache.admit(b)
+    _admit(cache, a)
+    _admit(cache, b)
     assert len(cache) == 4
-    assert cache.admit(a) == 4  # a used again: b is now the oldest
-    cache.admit(_words("c", 5))  # two new blocks evict b's two
+    assert _admit(cache, a) == 4  # a used again: b is now the oldest
+    _admit(cache, _words("c", 5))  # two new blocks evict b's two
     assert len(cache) == 4
-    assert cache.admit(b) == 0
-    assert cache.admit(_words("c", 5)) == 4
+    assert _admit(cache, b) == 0
+    assert _admit(cache, _words("c", 5)) == 4
 
 
 def test_a_prompt_of_token_ids_is_cached_by_its_ids() -> None:
