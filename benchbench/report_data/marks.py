@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from benchbench.cache import served_cache_of
+from benchbench.cache import expected_cache, served_cache_of
 from benchbench.results import Energy
 from reports.model import PromptCache, Verdict
 
@@ -32,7 +32,13 @@ def prompt_cache(
     prompts were salted (the traffic description's `salted`, else the config's `salt`), and
     the notes a reader needs: a warm cache, an unsalted run."""
     served = served_cache_of(con, run_id)
-    ideal = _share(traffic.get("ideal_prefix_hit")) or 0.0
+    # The workload's own reuse: its ideal prefix hit, or the requests' expected cached share
+    # where higher (a session's next turn reuses the server's real answer, which the ideal,
+    # computed from the planned text, cannot know), so that reuse is never called warm.
+    ideal = max(
+        _share(traffic.get("ideal_prefix_hit")) or 0.0,
+        expected_cache(con, run_id).expected_share or 0.0,
+    )
     salted = traffic.get("salted", config.get("salt"))
     salted = salted if isinstance(salted, bool) else None
     # (1e-12: exactly five points, 0.55 - 0.5 in floats, is not more than five)

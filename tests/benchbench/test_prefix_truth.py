@@ -187,3 +187,28 @@ def test_claimed_reuse_on_a_server_without_a_prefix_cache_is_flagged(tmp_path: P
                        system_prompt_tokens=60)  # fmt: skip
     assert pc["expected_share"] > 0.3 and pc["share"] == 0.0
     assert "from the prefix cache but the server served 0.0%" in pc["reuse_warning"]
+
+
+def test_a_salted_session_run_reusing_the_servers_answers_is_not_called_warm(
+    tmp_path: Path,
+) -> None:
+    """Sessions send the server's own answers back, so the cache serves more than the ideal
+    prefix hit of the planned text; that reuse is the workload's, not an earlier run's."""
+    from benchbench.report_data.marks import prompt_cache
+    from benchbench.results import load_results
+
+    db = tmp_path / "warm.duckdb"
+    with SimProcess(SimConfig(fast=True)) as sim:
+        cfg = make_config(endpoint=sim.base_url, db=str(db), input_len="20", output_len="64",
+                          session_turns="4", concurrency=2, requests=16)  # fmt: skip
+        result = run_benchmark(cfg)
+    store = open_store(db, read_only=True)
+    try:
+        traffic = load_results(store.con, result.run_id).traffic
+        ideal = traffic["ideal_prefix_hit"]
+        cache = prompt_cache(store.con, result.run_id, traffic, {})
+    finally:
+        store.close()
+    assert cache.salted is True and cache.share is not None
+    assert cache.share > ideal + 0.05  # more than the planned text alone would give
+    assert not cache.warm and not any("prompt cache;" in n for n in cache.notes)
