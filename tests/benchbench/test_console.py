@@ -90,15 +90,19 @@ def test_a_run_summary_shows_the_prompt_cache_on_the_console_and_in_json(tmp_pat
     )
     s = result.summary
     pc = s.prompt_cache
-    # The simulator reports no cached tokens: unknown, and the run was salted (the default).
-    assert pc["share"] is None and pc["source"] == "not reported" and pc["salted"] is True
+    # The simulator reports cached tokens per request; a salted run (the default) with no
+    # shared prefix in its workload is served none of them from the cache.
+    assert pc["share"] == 0.0 and pc["source"] == "requests" and pc["salted"] is True
     assert pc["measured"] == s.ok == 10
 
     console = Console(record=True, width=200, file=io.StringIO())
     print_summary(console, s)
     text = console.export_text()
     (row,) = [line for line in text.splitlines() if line.startswith("prompt cache")]
-    assert row.split(None, 2)[2].strip() == "not reported by the server; salted"
+    shown = row.split(None, 2)[2].strip()
+    assert shown.startswith("served 0.0% of ") and shown.endswith(
+        " prompt tokens (requests); salted"
+    )
 
     data = json.loads(json.dumps(s.to_dict(), default=str))
-    assert data["prompt_cache"]["salted"] is True and data["prompt_cache"]["share"] is None
+    assert data["prompt_cache"]["salted"] is True and data["prompt_cache"]["share"] == 0.0
