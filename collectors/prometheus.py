@@ -89,10 +89,12 @@ NORMALIZE: dict[str, tuple[str, ...]] = {
         "vllm:prefix_cache_hits_total",
         "vllm:gpu_prefix_cache_hits_total",
         "sglang:cached_tokens_total",
+        "sim:prefix_cache_hits_total",  # the built-in simulator's prefix cache
     ),
     "prefix_query_tokens": (
         "vllm:prefix_cache_queries_total",
         "vllm:gpu_prefix_cache_queries_total",
+        "sim:prefix_cache_queries_total",
     ),
     "energy_mj": (  # counter, per GPU
         "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION_total",
