@@ -39,6 +39,8 @@ def two_nodes() -> Iterator[Any]:
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         cluster.wait_for_nodes()
+        # Loopback only (tests/conftest.py keeps Ray off this host's own address).
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
         yield cluster
     finally:
         ray.shutdown()
