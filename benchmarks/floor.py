@@ -117,7 +117,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    print(f"{'tokens':>6} {'client':11} {'cpu-us/req':>10} {'cpu-s/1M':>9} {'sys%':>5} {'x bare':>7}")
+    head = f"{'tokens':>6} {'client':11} {'cpu-us/req':>10} {'cpu-s/1M':>9} {'sys%':>5}"
+    print(head + f" {'x bare':>7}")
     with tempfile.TemporaryDirectory() as tmp, SimProcess(SimConfig(fast=True)) as sim:
         if len(cores) > 1:
             os.sched_setaffinity(sim.pid, {cores[0]})
