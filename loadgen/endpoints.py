@@ -28,7 +28,7 @@ from loadgen.responsefields import (
 )
 from loadgen.spec import RequestRecord, RequestSpec
 from loadgen.sse import join_data_events, split_events
-from loadgen.streamfast import decode_array, decode_chunks, read_chunks
+from loadgen.streamfast import decode_array, decode_chunks, lenient_event, read_chunks
 
 Api = Literal["chat", "completions"]
 
@@ -258,7 +258,8 @@ _DONE = object()
 
 def _parse_all(payloads: list[bytes]) -> list[Any]:
     """All event payloads in one orjson call (one JSON array); per event only if one is bad.
-    A bad payload is returned as its bytes, `[DONE]` as _DONE.
+    A payload orjson refuses is read leniently (streamfast.lenient_event), else returned as
+    its bytes; `[DONE]` as _DONE.
 
     The joined parse can only be misaligned if one payload holds a top-level comma (more
     values than payloads) and another is cut inside a value (fewer): the length check
@@ -279,7 +280,10 @@ def _parse_all(payloads: list[bytes]) -> list[Any]:
         try:
             out.append(orjson.loads(p))
         except orjson.JSONDecodeError:
-            out.append(p)
+            # A number beyond a double or bad UTF-8 in a field nobody reads: read it as the
+            # fast path does. What that decode refuses too is not JSON (kept as its bytes).
+            event = lenient_event(p)
+            out.append(p if event is None else event)
     return out
 
 

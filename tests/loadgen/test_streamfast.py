@@ -146,6 +146,42 @@ def test_reasoning_and_tool_call_fragments_take_the_fast_path_with_their_kinds()
     assert (fast.output_tokens, fast.error_kind) == (4, None)
 
 
+@pytest.mark.parametrize(
+    "unread",
+    [
+        b"1e400",  # beyond a double: orjson refuses the whole event
+        b"-" + b"9" * 400,  # 400 digits
+        b'"caf\xe9"',  # not UTF-8
+    ],
+)
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_a_field_nobody_reads_cannot_fail_the_stream(api: str, unread: bytes) -> None:
+    """Both paths read what they model and skip the rest unchecked, so an odd value in a
+    server's extension field leaves a good stream good, the same on either path."""
+    text = b'{"delta":{"content":"hi"}}' if api == "chat" else b'{"text":"hi"}'
+    event = b'data: {"x_ext":' + unread + b',"choices":[' + text + b"]}\n\n"
+    usage = b'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":1}}\n\n'
+    pieces = [event + usage + b"data: [DONE]\n\n"]
+    assert _takes_fast_path(pieces, [5])
+    fast, general = _both(OpenAIEndpoint(api, "m"), pieces, [5], session=True)
+    assert fast == general
+    assert (fast.error_kind, fast.event_ns, fast.output_text) == (None, [5], "hi")
+    assert fast.output_tokens == 1
+
+
+def test_an_odd_value_in_a_field_that_is_read_still_fails_both_paths() -> None:
+    # The usage object is read: a count beyond a double there is no count at all.
+    pieces = [
+        b'data: {"choices":[{"text":"hi"}]}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":1e400}}\n\n'
+        b"data: [DONE]\n\n"
+    ]
+    assert not _takes_fast_path(pieces, [5])
+    fast, general = _both(OpenAIEndpoint("completions", "m"), pieces, [5], session=False)
+    assert fast == general
+    assert fast.error_kind == "malformed" and "not JSON" in (fast.error_detail or "")
+
+
 def test_an_event_is_timed_by_the_read_holding_its_last_newline() -> None:
     pieces = [b'data: {"choices":[{"text":"a"}]}\n', b'\ndata: {"choices":[{"text":"b"}]}\n\n']
     pieces.append(b"data: [DONE]\n\n")
