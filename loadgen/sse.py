@@ -143,10 +143,16 @@ def join_data_events(
     joined = body[6:].replace(b"\n\ndata: ", b",")
     if joined.find(b"\n") != len(joined) - 2:
         return None
-    # Each newline of the body is an event's: its time repeated per newline, every second
-    # one kept, is the time of the read that held each event's last newline.
-    per_read = map(bytes.count, pieces, repeat(b"\n"))
-    times = list(chain.from_iterable(map(repeat, times_ns, per_read)))[1::2]
+    # Each replacement took 7 bytes out (8 -> 1): the events are those plus the last one.
+    events = (len(body) - 6 - len(joined)) // 7 + 1
+    if events == len(pieces) and all(map(bytes.endswith, pieces, repeat(b"\n\n"))):
+        # One event per read, as a server's decode steps usually arrive: each read is timed.
+        times = list(times_ns)
+    else:
+        # Each newline of the body is an event's: its time repeated per newline, every
+        # second one kept, is the time of the read that held each event's last newline.
+        per_read = map(bytes.count, pieces, repeat(b"\n"))
+        times = list(chain.from_iterable(map(repeat, times_ns, per_read)))[1::2]
     end = len(joined) - 2
     done = body.endswith(_DONE_TAIL)
     if done:
