@@ -123,6 +123,9 @@ class ProcessLink:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Bye, and wait for the process to end (on a thread: it may take a moment)."""
+        if self.process.pid is None:  # never started (an earlier worker's start failed)
+            self._conn.close()
+            return
         self.send(("bye",))
         self.process.join(timeout_s)
         if self.process.is_alive():
