@@ -1,10 +1,14 @@
 """The floor: what a streamed request costs a Python client on this machine before any
 benchmark logic, side by side with benchbench's own client in one run.
 
-    python benchmarks/floor.py [--concurrency 64] [--tokens 16,200] [--repeats 3]
+    python benchmarks/floor.py [--concurrency 64] [--tokens 16,200] [--repeats 3] [--step-ms 2]
 
-Three clients drive the same closed-loop load against one fast simulator (its own process,
-pinned to its own core where the machine has two):
+Three clients drive the same closed-loop load against one simulator (its own process, pinned
+to its own core where the machine has two). It is paced by default (one token per stream
+every --step-ms, as a server's decode steps), so every client reads one event per read and
+the comparison is of the same work. Saturated (--step-ms 0) it is not: the slower a client,
+the more events pile up per read and the fewer reads it pays for, so there the bare floor
+reads more often than benchbench and the ratio flatters benchbench.
 
 - `bare`: an asyncio.Protocol per keep-alive connection on the same event loop; it writes a
   fixed request and waits for the stream's final `data: [DONE]` bytes. One callback per read,
@@ -115,11 +119,20 @@ def main() -> None:
     ap.add_argument("--tokens", default="16,200", help="tokens per stream, comma separated")
     ap.add_argument("--per-stream", type=int, default=16, help="requests per connection")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--step-ms", type=float, default=2.0, help="decode step; 0: saturated")
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     head = f"{'tokens':>6} {'client':11} {'cpu-us/req':>10} {'cpu-s/1M':>9} {'sys%':>5}"
     print(head + f" {'x bare':>7}")
-    with tempfile.TemporaryDirectory() as tmp, SimProcess(SimConfig(fast=True)) as sim:
+    sim_cfg = (
+        SimConfig(
+            prefill_base_ms=1, prefill_ms_per_token=0, decode_base_ms=args.step_ms,
+            decode_ms_per_seq=0, max_batch=args.concurrency,
+        )
+        if args.step_ms > 0
+        else SimConfig(fast=True)
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, SimProcess(sim_cfg) as sim:
         if len(cores) > 1:
             os.sched_setaffinity(sim.pid, {cores[0]})
             os.sched_setaffinity(0, {cores[1]})
