@@ -114,9 +114,13 @@ class LengthFitter:
         default_factory=lambda: {"fitted": 0, "adjusted": 0, "unfit": 0, "rounds": 0}
     )
     _deltas: dict[tuple[str, ...], collections.Counter[int]] = field(default_factory=dict)
+    # The most common delta per layout, once asked: apply_learned runs once per request of the
+    # run, during the load, and only fit() changes the deltas.
+    _best: dict[tuple[str, ...], int] = field(default_factory=dict)
 
     def fit(self, specs: Sequence[RequestSpec]) -> list[RequestSpec]:
         """Every spec with a target, adjusted so its count (plus offset) equals the target."""
+        self._best.clear()
         rng = np.random.default_rng([self.seed, 21])
         out = list(specs)
         # Token count the last part must have: target - other parts - template offset.
@@ -166,10 +170,13 @@ class LengthFitter:
     def apply_learned(self, spec: RequestSpec) -> RequestSpec:
         """No I/O: the most common correction seen for this layout (exact when the counter's
         error is a constant, as for template offsets)."""
-        seen = self._deltas.get(message_layout(spec))
+        layout = message_layout(spec)
+        seen = self._deltas.get(layout)
         if spec.input_tokens_expected is None or not seen or not prompt_parts(spec):
             return spec
-        delta = seen.most_common(1)[0][0]
+        delta = self._best.get(layout)
+        if delta is None:
+            delta = self._best[layout] = seen.most_common(1)[0][0]
         if delta == 0:
             return spec
         words = prompt_parts(spec)[-1].split()
