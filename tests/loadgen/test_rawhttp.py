@@ -98,6 +98,33 @@ def test_bytes_after_a_response_are_never_read_as_the_next_one() -> None:
     assert connections == 3 and retries == 0  # each suspect connection was dropped
 
 
+def test_one_connection_reads_keep_alive_responses_of_every_framing_in_turn() -> None:
+    # The connection's one parser reads each response after the last: chunked, then a
+    # Content-Length body, then one behind a 100 Continue, then chunked split mid-chunk.
+    answers = [
+        HEAD + _chunk(b"one") + b"0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo",
+        b"HTTP/1.1 100 Continue\r\n\r\n" + HEAD + _chunk(b"three") + b"0\r\n\r\n",
+        HEAD + b"4\r\nfo",
+    ]
+    turn = iter(range(100))
+
+    async def each_in_turn(w: asyncio.StreamWriter) -> None:
+        i = next(turn) % 4
+        w.write(answers[i])
+        if i == 3:
+            await w.drain()
+            await asyncio.sleep(0.05)
+            w.write(b"ur\r\n0\r\n\r\n")
+
+    results, connections, retries = asyncio.run(_post(each_in_turn, n=8))
+    assert [(r.error_kind, r.http_status) for r, _, _ in results] == [(None, 200)] * 8
+    assert [b"".join(p) for _, p, _ in results] == [b"one", b"two", b"three", b"four"] * 2
+    assert [len(t) for _, p, t in results] == [len(p) for _, p, _ in results]
+    assert results[3][1] == [b"fo", b"ur"]  # the split chunk keeps each read's piece
+    assert connections == 1 and retries == 0
+
+
 def test_a_switch_of_protocols_ends_the_request() -> None:
     async def upgrade(w: asyncio.StreamWriter) -> None:
         w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello")
