@@ -7,7 +7,11 @@ lag p99 <= 2 ms and the send rate within 0.5% of the schedule (benchbench.calibr
 the highest streamed tokens/s held with timestamp error p99 <= 1 ms, and the client's CPU-s
 per 1M streamed tokens (stored as a run stores them). Each ceiling is found by ramp then
 bisect (benchbench.calibrate_search), bounded in probes and in time. Scaling efficiency is
-throughput with N workers / (N x one worker's)."""
+throughput with N workers / (N x one worker's).
+
+First, a spin measures how often the machine itself takes the CPU away (benchbench.stalls): on
+a shared VM that alone can hold every client's schedule lag p99 above 2 ms, and the ceilings
+found are then the machine's, which the result says."""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from benchbench.calibrate_probes import (
 )
 from benchbench.calibrate_search import F, Probe, SearchBounds, SearchResult, search_max
 from benchbench.errors import ConfigError
+from benchbench.stalls import Stalls, measure_stalls
 
 # A load is "within capacity" up to this share of a calibrated ceiling: a ceiling is where the
 # client starts to fall behind, not where it is comfortable.
@@ -96,6 +101,7 @@ class Capacity:
     created_at: datetime | None
     quick: bool
     version: str
+    stalls: Stalls | None = None  # the machine's own stalls while it was measured
 
     def row(self, workers: int) -> WorkerRow | None:
         """The row for `workers`, else the largest measured count below it."""
@@ -127,6 +133,9 @@ def calibrate(
     if not Path(store_path).parent.is_dir():  # before minutes of measuring, not after
         raise ConfigError(f"--db: directory {Path(store_path).parent} does not exist")
     say = on_step or (lambda _line: None)
+    spin_s = 1.0 if options.quick else 2.0
+    before = measure_stalls(spin_s)  # before anything else runs
+    say(before.describe())
     core_count = cores()
     counts = options.worker_counts(core_count)
     deadline = time.monotonic() + options.total_budget_s
@@ -149,10 +158,23 @@ def calibrate(
             if time.monotonic() >= deadline and n != counts[-1]:
                 notes.append(f"the time budget ran out after {n} worker(s)")
                 break
+    # Stalls come and go: the worse of a spin before and one after the probes is kept.
+    after = measure_stalls(spin_s)
+    stalls = max(before, after, key=lambda s: s.beyond_lag_bound)
+    if stalls.bounds_lag_p99:
+        notes.insert(0, _stall_note(stalls))
     capacity = Capacity(socket.gethostname(), core_count, tuple(rows), None, options.quick,
-                        __version__)  # fmt: skip
+                        __version__, stalls)  # fmt: skip
     save(store_path, capacity)
     return Calibration(capacity, tuple(notes))
+
+
+def _stall_note(stalls: Stalls) -> str:
+    return (
+        f"{stalls.describe()}: {stalls.beyond_lag_bound:.1%} of sends at random times would be "
+        "over 2 ms late on any client here, so no rate holds lag p99 <= 2 ms on this machine "
+        "and the rates found are bounded by it (a quiet or dedicated machine measures the client)"
+    )
 
 
 def _rate_search(
@@ -234,15 +256,19 @@ def save(store_path: str, capacity: Capacity) -> None:
 
     store = open_store(store_path)
     batch = uuid.uuid4().hex
+    stalls = capacity.stalls
     try:
         for r in capacity.rows:
             store.con.execute(
                 """INSERT INTO calibrations (batch, host, cores, workers, max_rate, lag_p99_ms,
-                       max_tokens_per_s, stamp_error_p99_ms, cpu_s_per_1m_tokens, quick, version)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       max_tokens_per_s, stamp_error_p99_ms, cpu_s_per_1m_tokens, quick, version,
+                       stalled_share, beyond_lag_bound)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [batch, capacity.host, capacity.cores, r.workers, r.max_rate, r.lag_p99_ms,
                  r.max_tokens_per_s, r.stamp_error_p99_ms, r.cpu_s_per_1m_tokens,
-                 capacity.quick, capacity.version],
+                 capacity.quick, capacity.version,
+                 stalls.stalled_share if stalls else None,
+                 stalls.beyond_lag_bound if stalls else None],
             )  # fmt: skip
     finally:
         store.close()

@@ -50,6 +50,7 @@ def calibrate_command(
         cap = result.capacity
         out = {"host": cap.host, "cores": cap.cores, "quick": cap.quick,
                "rows": [{**asdict(r), "efficiency": cap.efficiency(r)} for r in cap.rows],
+               "stalls": asdict(cap.stalls) if cap.stalls else None,
                "notes": list(result.notes)}  # fmt: skip
         print(json.dumps(out))
         return

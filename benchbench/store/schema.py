@@ -180,6 +180,16 @@ MIGRATIONS: list[tuple[str, str | None]] = [
         );
         """,
     ),
+    (
+        "010_calibration_stalls",
+        """
+        -- How often the machine took the CPU from a spinning process while it was calibrated
+        -- (benchbench.stalls): the share of the time in stalls over 0.5 ms, and the share more
+        -- than 2 ms into one (that share of sends is late by over 2 ms on any client).
+        ALTER TABLE calibrations ADD COLUMN stalled_share DOUBLE;
+        ALTER TABLE calibrations ADD COLUMN beyond_lag_bound DOUBLE;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
