@@ -61,8 +61,8 @@ class Connection(asyncio.Protocol):
         self.keep_alive = True
         self.completed_ns = 0  # when the last complete response on this connection ended
         # One llhttp parser for the connection's life: it reads the keep-alive responses one
-        # after another (making one per request was ~5% of a short request's client CPU). A
-        # connection whose parser failed, or that was cut mid-response, is never reused.
+        # after another (making one per request cost ~0.6 us each). A connection whose parser
+        # failed, or that was cut mid-response, is never reused.
         # llhttp calls on_body with each body slice: appending it to this list costs no Python
         # frame per chunk (the attribute is read when the parser is made); each read's slices
         # then go to the request's list as one piece.
