@@ -141,27 +141,31 @@ class LoadDriver:
         client = make_client(settings, self.clock)
         runner = Runner(client, endpoint, self.clock, self._record)
         self._catch_signals(runner)
-        self.collectors.start(self.clock, self.sink.writer)
-        # Idle watts before any load (for marginal energy), once idle power has settled.
-        await self.collectors.idle_baseline(self.clock, self.stop)
-        cpu0, t0 = time.process_time(), self.clock()
-        tick = asyncio.create_task(self._ticker())
         # Everything built so far (traces, prompts, the store) lives for the whole run: move
         # it out of the collector's reach, so a full collection cannot stall the loop mid-run.
+        # Before the idle baseline, not after it: the collection takes ~50-300 ms, which
+        # would otherwise lie between the idle window and the first send, unmeasured.
         gc.collect()
         gc.freeze()
         try:
-            if self.stop.is_set():  # a signal during the idle baseline: nothing is sent
-                now = self.clock()
-                outcome = RunOutcome(origin_ns=now, end_ns=now, interrupted=True)
-            else:  # the schedule starts now; stored times stay on the run's origin
-                outcome = await runner.run(traffic.specs, plan, traffic.arrivals)
+            self.collectors.start(self.clock, self.sink.writer)
+            # Idle watts before any load (for marginal energy), once idle power has settled.
+            await self.collectors.idle_baseline(self.clock, self.stop)
+            cpu0, t0 = time.process_time(), self.clock()
+            tick = asyncio.create_task(self._ticker())
+            try:
+                if self.stop.is_set():  # a signal during the idle baseline: nothing is sent
+                    now = self.clock()
+                    outcome = RunOutcome(origin_ns=now, end_ns=now, interrupted=True)
+                else:  # the schedule starts now; stored times stay on the run's origin
+                    outcome = await runner.run(traffic.specs, plan, traffic.arrivals)
+            finally:
+                tick.cancel()
+                self.collectors.stop()
+                await client.aclose()
+                self.signals.release_loop()
         finally:
             gc.unfreeze()
-            tick.cancel()
-            self.collectors.stop()
-            await client.aclose()
-            self.signals.release_loop()
         client_health, warnings = health(
             time.process_time() - cpu0, (self.clock() - t0) / 1e9, self.lags
         )

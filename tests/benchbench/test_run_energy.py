@@ -424,8 +424,12 @@ def test_the_idle_baseline_waits_for_power_to_settle_after_load() -> None:
     cooling = [(0.0, 300.0), (0.5, 200.0), (1.0, 130.0), (1.5, 105.0), (2.0, 100.0)]
     cs = idle_phase(cooling, idle_s=0.6, settle_max_s=5.0)
     assert cs.idle_settle is not None and cs.idle_settle["settled"] is True
-    assert cs.idle_settle["waited_s"] >= 1.0
-    assert cs.idle_window is not None and cs.idle_window[0] >= 1.5e9  # after the cooling
+    assert cs.idle_settle["waited_s"] >= 0.25  # it slid the window on past the cooling
+    # After the cooling: the halves agree within 5% (or 5 W) once the window holds at most a
+    # sliver of the 130 W step, which ends at 1.5 s (from a start at ~1.445 s on; where it
+    # starts depends on how the 0.25 s polls fall, so no exact start is asserted).
+    assert cs.idle_window is not None and cs.idle_window[0] >= 1.44e9
+    assert cs.idle_settle["first_half_w"] <= 110.0
 
     idle = idle_phase([(0.0, 100.0)], idle_s=0.6, settle_max_s=5.0)
     assert idle.idle_settle is not None and idle.idle_settle["settled"] is True
