@@ -13,13 +13,14 @@ reads more often than benchbench and the ratio flatters benchbench.
 - `bare`: an asyncio.Protocol per keep-alive connection on the same event loop; it writes a
   fixed request and waits for the stream's final `data: [DONE]` bytes. One callback per read,
   one future per request, no timestamp, no HTTP parser, no parse of the events, no record,
-  no storage. Nothing a benchmark must do is left out that this still does, so its CPU per
-  request and per token is the floor of an asyncio client here (the kernel's recv/send/epoll,
-  the event loop's callbacks and one awaited future per request).
+  no storage. Every streaming client does at least this much, so its CPU per request and per
+  token is the floor of an asyncio client here (the kernel's recv/send/epoll, the event
+  loop's callbacks and one awaited future per request).
 - `bare+stamp`: the same, plus what timestamping every read costs (a clock call and two list
   appends per read), the least a client that times tokens must add.
-- `bench`: benchbench's raw client as `bench run` drives it (llhttp, every read timestamped,
-  the events parsed, every record and token event written to DuckDB by the writer thread).
+- `bench`: benchbench's raw client through its runner, as client_overhead.py drives it
+  (llhttp, every read timestamped, the events parsed, every record and token event written
+  to DuckDB by the writer thread).
 
 Prints CPU-us per request, CPU-s per 1M streamed tokens and the kernel's share (os.times()),
 medians of --repeats; the ratio bench / bare is the client's own cost above the floor.
