@@ -9,23 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchbench.workers.body import WorkerBody, WorkerSetup
-from benchbench.workers.plan import Share
-from loadgen.httpcommon import HttpSettings
-
-
-def _setup(tokenizer: str) -> WorkerSetup:
-    return WorkerSetup(
-        share=Share(worker=1, concurrency=None, max_requests=2, warmup=0, in_flight_limit=2),
-        workers=2, settings=HttpSettings(base_url="http://127.0.0.1:9/v1"), api="chat",
-        model="m", stream=True, tokenizer=tokenizer, event_loop="asyncio", open_loop=True,
-        sessions=False, duration_s=None, drain_timeout_s=None, max_rate=None,
-    )  # fmt: skip
+from benchbench.workers.body import WorkerBody
+from tests.benchbench.workers.setups import worker_setup
 
 
 def test_a_worker_that_cannot_run_says_why_and_ends(tmp_path: Path) -> None:
     sent: list[tuple[Any, ...]] = []
-    body = WorkerBody(_setup(str(tmp_path / "missing" / "tokenizer.json")), sent.append)
+    body = WorkerBody(worker_setup(str(tmp_path / "missing" / "tokenizer.json")), sent.append)
     thread = threading.Thread(target=body.run, args=({"pid": 1},), daemon=True)
     thread.start()
     body.go(time.monotonic_ns())
